@@ -1,0 +1,89 @@
+"""Credentials: agency API keys, server-side browser sessions, invitations."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import ClassVar
+
+from sqlalchemy import ForeignKeyConstraint, Index
+from sqlmodel import Field
+
+from services.kit.types import enum_type, UTCDateTime, utcnow
+from services.kit.models import TenantModel
+from tenants.roles import Role
+
+
+class ApiKey(TenantModel, table=True):
+    """An agency API key. Only its SHA-256 is stored; the key is shown once at creation."""
+
+    __tablename__ = "api_keys"
+    __client_column__: ClassVar[str | None] = "client_id"
+    __public_prefix__: ClassVar[str] = "key"
+    __audit_exclude__: ClassVar[frozenset[str]] = frozenset({"key_hash", "last_used_at"})
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["agency_id", "client_id"], ["clients.agency_id", "clients.id"], ondelete="CASCADE"
+        ),
+        Index("ix_api_keys_hash", "agency_id", "key_hash", unique=True),
+    )
+
+    name: str = Field(max_length=120)
+    key_hash: str = Field(max_length=64)
+    prefix: str = Field(max_length=24)  # shown in lists so a person can tell keys apart
+    role: Role = Field(sa_type=enum_type(Role))
+    client_id: uuid.UUID | None = None
+    created_by: uuid.UUID | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class UserSession(TenantModel, table=True):
+    """A signed-in browser. The cookie holds the token; the table holds its SHA-256."""
+
+    __tablename__ = "user_sessions"
+    __audited__: ClassVar[bool] = False  # sign-in/out are recorded as domain events
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["agency_id", "user_id"], ["users.agency_id", "users.id"], ondelete="CASCADE"
+        ),
+        Index("ix_user_sessions_hash", "agency_id", "token_hash", unique=True),
+        Index("ix_user_sessions_user", "agency_id", "user_id"),
+    )
+
+    user_id: uuid.UUID
+    token_hash: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    ip: str | None = Field(default=None, max_length=64)
+    user_agent: str | None = Field(default=None, max_length=400)
+
+
+class Invitation(TenantModel, table=True):
+    """An invitation by e-mail link: single use, expiring, stored as a hash."""
+
+    __tablename__ = "invitations"
+    __client_column__: ClassVar[str | None] = "client_id"
+    __public_prefix__: ClassVar[str] = "inv"
+    __audit_exclude__: ClassVar[frozenset[str]] = frozenset({"token_hash"})
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["agency_id", "client_id"], ["clients.agency_id", "clients.id"], ondelete="CASCADE"
+        ),
+        Index("ix_invitations_hash", "agency_id", "token_hash", unique=True),
+    )
+
+    email: str = Field(max_length=320)
+    name: str = Field(default="", max_length=200)
+    role: Role = Field(sa_type=enum_type(Role))
+    client_id: uuid.UUID | None = None
+    token_hash: str = Field(max_length=64)
+    invited_by: uuid.UUID | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    accepted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

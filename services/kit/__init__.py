@@ -1,0 +1,1 @@
+"""Domain-free building blocks: database sessions, errors, ids, jobs, logging, crypto."""

@@ -1,0 +1,124 @@
+"""Engines and sessions.
+
+One async engine per process (created lazily, after any fork), one sync engine for the
+parts of the stack that are synchronous (Alembic, later Authlib). Sessions are of class
+`AppSession`; the tenancy kernel (`tenants.scoping`) attaches its fail-closed query scoping
+and per-transaction PostgreSQL role/tenant settings to that class.
+
+The unit of work is committed at the edge (request dependency, task wrapper, CLI command);
+domain code only flushes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
+
+from services.settings import Settings, get_settings
+
+
+class AppSession(Session):
+    """The synchronous session class behind every AsyncSession of the application."""
+
+
+_engines: dict[tuple[int, str], AsyncEngine] = {}
+_sync_engines: dict[tuple[int, str], Engine] = {}
+_factories: dict[tuple[int, str], async_sessionmaker[AsyncSession]] = {}
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def _engine_kwargs(settings: Settings) -> dict[str, Any]:
+    if settings.is_postgres:
+        return {
+            "pool_size": settings.db_pool_size,
+            "max_overflow": settings.db_max_overflow,
+            "pool_pre_ping": True,
+            "pool_recycle": 1800,
+        }
+    return {"connect_args": {"timeout": 10}}
+
+
+def get_engine(settings: Settings | None = None) -> AsyncEngine:
+    settings = settings or get_settings()
+    key = (os.getpid(), str(settings.async_database_url))
+    engine = _engines.get(key)
+    if engine is None:
+        if not settings.is_postgres:
+            settings.var_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(settings.async_database_url, **_engine_kwargs(settings))
+        if not settings.is_postgres:
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        _engines[key] = engine
+    return engine
+
+
+def get_sync_engine(settings: Settings | None = None) -> Engine:
+    settings = settings or get_settings()
+    key = (os.getpid(), str(settings.sync_database_url))
+    engine = _sync_engines.get(key)
+    if engine is None:
+        if not settings.is_postgres:
+            settings.var_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(settings.sync_database_url, **_engine_kwargs(settings))
+        if not settings.is_postgres:
+            event.listen(engine, "connect", _sqlite_pragmas)
+        _sync_engines[key] = engine
+    return engine
+
+
+def session_factory(settings: Settings | None = None) -> async_sessionmaker[AsyncSession]:
+    settings = settings or get_settings()
+    key = (os.getpid(), str(settings.async_database_url))
+    factory = _factories.get(key)
+    if factory is None:
+        factory = async_sessionmaker(
+            get_engine(settings),
+            expire_on_commit=False,
+            autoflush=True,
+            sync_session_class=AppSession,
+        )
+        _factories[key] = factory
+    return factory
+
+
+@asynccontextmanager
+async def unit_of_work(settings: Settings | None = None) -> AsyncIterator[AsyncSession]:
+    """A session that commits when the block ends cleanly and rolls back otherwise.
+
+    Jobs queued during the block are published only after the commit succeeds.
+    """
+    from services.kit import jobs  # local: jobs imports db
+
+    session = session_factory(settings)()
+    try:
+        yield session
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        raise
+    finally:
+        await session.close()
+    await jobs.dispatch_committed(session)
+
+
+async def dispose_engines() -> None:
+    pid = os.getpid()
+    for key in [k for k in _engines if k[0] == pid]:
+        await _engines.pop(key).dispose()
+        _factories.pop(key, None)
+    for key in [k for k in _sync_engines if k[0] == pid]:
+        _sync_engines.pop(key).dispose()

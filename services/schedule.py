@@ -1,0 +1,10 @@
+"""The one beat schedule."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    "kit.outbox.sweep": {"task": "kit.outbox.sweep", "schedule": timedelta(minutes=1)},
+}

@@ -1,0 +1,125 @@
+"""The one Settings class. Every environment variable the product reads is declared here."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+
+PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev", "development", "insecure"}
+DEFAULT_VAR_DIR = Path("var")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SWITCHBOARD_", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    var_dir: Path = DEFAULT_VAR_DIR
+    database_url: str = ""
+    # Empty: tasks run in-process. Otherwise redis://... or amqp://...
+    broker_url: str = ""
+    secret_key: str = ""
+    base_url: str = "http://127.0.0.1:8000"
+    operator_api_key: str = ""  # the platform operator's bearer key (compared as a hash)
+    log_level: str = "INFO"
+    log_json: bool = True
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    # The PostgreSQL role the application drops to for every transaction.
+    db_app_role: str = "switchboard_app"
+    # The PostgreSQL role used by the explicit, audited unscoped() bypass.
+    db_operator_role: str = "switchboard_operator"
+    max_body_bytes: int = 1_048_576
+    session_ttl_hours: int = 12
+    api_key_cache_seconds: float = 5.0
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_sender: str = "Switchboard <no-reply@switchboard.local>"
+    static_dir: Path = Field(default_factory=lambda: Path(__file__).parent / "portal" / "static")
+
+    @field_validator("database_url")
+    @classmethod
+    def _strip(cls, v: str) -> str:
+        return v.strip()
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secret(self) -> Settings:
+        if self.secret_key.lower() in PLACEHOLDER_SECRETS:
+            if self.env == "production":
+                raise ValueError(
+                    "SWITCHBOARD_SECRET_KEY is unset or a placeholder; set a long random value "
+                    "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+                )
+            # Development and tests: a per-var-dir key, generated once and kept on disk so
+            # sessions survive restarts of `make demo`.
+            self.secret_key = _dev_secret(self.var_dir)
+        elif self.env == "production" and len(self.secret_key) < 32:
+            raise ValueError("SWITCHBOARD_SECRET_KEY must be at least 32 characters in production")
+        return self
+
+    # ---- database URLs -------------------------------------------------------------------
+    @property
+    def is_postgres(self) -> bool:
+        return self.url.get_backend_name() == "postgresql"
+
+    @property
+    def url(self) -> URL:
+        raw = self.database_url or f"sqlite:///{(self.var_dir / 'switchboard.sqlite3').as_posix()}"
+        return make_url(raw)
+
+    @property
+    def async_database_url(self) -> URL:
+        """The URL with the async driver this backend uses (asyncpg / aiosqlite)."""
+        return _with_driver(self.url, {"postgresql": "asyncpg", "sqlite": "aiosqlite"})
+
+    @property
+    def sync_database_url(self) -> URL:
+        """The URL with a synchronous driver (psycopg 3 / sqlite3), for Alembic and Authlib."""
+        return _with_driver(self.url, {"postgresql": "psycopg", "sqlite": "pysqlite"})
+
+    @property
+    def tasks_in_process(self) -> bool:
+        return not self.broker_url
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.base_url.startswith("https://")
+
+
+def _with_driver(url: URL, drivers: dict[str, str]) -> URL:
+    backend = url.get_backend_name()
+    if backend not in drivers:
+        raise ValueError(f"unsupported database backend {backend!r}: use sqlite or postgresql")
+    return url.set(drivername=f"{backend}+{drivers[backend]}")
+
+
+def _dev_secret(var_dir: Path) -> str:
+    path = var_dir / "dev-secret-key"
+    try:
+        existing = path.read_text().strip()
+        if existing:
+            return existing
+    except FileNotFoundError:
+        pass
+    value = secrets.token_urlsafe(48)
+    try:
+        var_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(value)
+        path.chmod(0o600)
+    except OSError:
+        pass
+    return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings_cache() -> None:
+    get_settings.cache_clear()

@@ -1,0 +1,190 @@
+"""Fail-closed tenant scoping for every ORM statement, plus the PostgreSQL second wall.
+
+* Every ORM SELECT/UPDATE/DELETE run by an `AppSession` gets the tenant's criteria attached
+  (agency, and client scope for client-scoped principals). With no tenant on the session the
+  statement is refused: code cannot forget the filter.
+* Every flush checks that new and changed rows belong to the session's tenant.
+* On PostgreSQL every transaction starts with the application's restricted role and the
+  tenant as transaction-local settings (`set_config(..., true)`), so row-level security is in
+  force whatever DATABASE_URL the operator supplied, and nothing survives into the next
+  transaction on a pooled connection.
+* `unscoped(session, reason)` is the one, explicit, logged way around all of this.
+"""
+
+from __future__ import annotations
+
+import uuid
+from functools import cache
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from sqlalchemy import event, select, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, with_loader_criteria
+
+from services.kit.db import AppSession
+from services.kit.errors import TenantScopeMissing
+from services.settings import get_settings
+from tenants import audit
+from services.kit.models import TenantModel
+from tenants.context import TenantContext
+from tenants.models import Agency, Membership, User
+from tenants.principal import Principal
+
+log = structlog.get_logger("switchboard.tenancy")
+
+TENANT_KEY = "tenant"
+PRINCIPAL_KEY = "principal"
+REQUEST_KEY = "request"
+
+
+def current_tenant(session: AsyncSession | Session) -> TenantContext | None:
+    return session.info.get(TENANT_KEY)
+
+
+def current_principal(session: AsyncSession | Session) -> Principal | None:
+    return session.info.get(PRINCIPAL_KEY)
+
+
+async def set_tenant(
+    session: AsyncSession, ctx: TenantContext, principal: Principal | None = None
+) -> None:
+    """Put the session in a tenant. Applies at once to an open PostgreSQL transaction."""
+    session.info[TENANT_KEY] = ctx
+    if principal is not None:
+        session.info[PRINCIPAL_KEY] = principal
+    if session.in_transaction():
+        conn = await session.connection()
+        await conn.run_sync(_apply_db_settings, ctx)
+
+
+async def scope_to(session: AsyncSession, principal: Principal) -> None:
+    await set_tenant(session, principal.tenant(), principal)
+
+
+@asynccontextmanager
+async def unscoped(session: AsyncSession, reason: str) -> AsyncIterator[AsyncSession]:
+    """Run the block with no tenant filter (and the operator role on PostgreSQL).
+
+    Every use names its reason; the reason is logged and written to any audit event the block
+    produces. Grep for `unscoped(` to review them all.
+    """
+    previous = session.info.get(TENANT_KEY)
+    log.debug("tenancy.unscoped", reason=reason)
+    await set_tenant(session, TenantContext(agency_id=None, unscoped_reason=reason))
+    try:
+        yield session
+    finally:
+        if previous is None:
+            session.info.pop(TENANT_KEY, None)
+            if session.in_transaction():
+                conn = await session.connection()
+                await conn.run_sync(_apply_db_settings, None)
+        else:
+            await set_tenant(session, previous)
+
+
+# ---- PostgreSQL: role and tenant per transaction ----------------------------------------
+
+_SET_SQL = text(
+    "SELECT set_config('role', :role, true), "
+    "set_config('app.agency_id', :agency, true), "
+    "set_config('app.client_ids', :clients, true)"
+)
+
+
+def _db_params(ctx: TenantContext | None) -> dict[str, str]:
+    settings = get_settings()
+    if ctx is not None and ctx.is_unscoped:
+        return {"role": settings.db_operator_role, "agency": "", "clients": ""}
+    agency = str(ctx.agency_id) if ctx is not None and ctx.agency_id else ""
+    clients = ""
+    if ctx is not None and ctx.client_ids is not None:
+        # "{}" is an empty array: a client-scoped principal with no clients sees no client rows.
+        clients = "{" + ",".join(str(c) for c in sorted(ctx.client_ids)) + "}"
+    return {"role": settings.db_app_role, "agency": agency, "clients": clients}
+
+
+def _apply_db_settings(conn: Connection, ctx: TenantContext | None) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(_SET_SQL, _db_params(ctx))
+
+
+@event.listens_for(AppSession, "after_begin")
+def _on_begin(session: Session, _tx: SessionTransaction, conn: Connection) -> None:
+    _apply_db_settings(conn, session.info.get(TENANT_KEY))
+
+
+# ---- ORM: fail-closed criteria ----------------------------------------------------------
+
+
+@cache
+def _client_scoped_models() -> tuple[type[TenantModel], ...]:
+    found: list[type[TenantModel]] = []
+    stack = list(TenantModel.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        if hasattr(cls, "__table__") and cls.__client_column__:
+            found.append(cls)
+    return tuple(found)
+
+
+@event.listens_for(AppSession, "do_orm_execute")
+def _scope_statement(state: ORMExecuteState) -> None:
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    if state.is_column_load or state.is_relationship_load:
+        return  # the parent statement already carried the criteria
+    ctx: TenantContext | None = state.session.info.get(TENANT_KEY)
+    if ctx is None:
+        raise TenantScopeMissing("ORM statement with no tenant in scope")
+    if ctx.is_unscoped:
+        return
+    agency_id = ctx.agency_id
+    options: list[Any] = [
+        with_loader_criteria(
+            TenantModel, lambda cls: cls.agency_id == agency_id, include_aliases=True
+        ),
+        with_loader_criteria(Agency, Agency.id == agency_id, include_aliases=True),
+    ]
+    if ctx.client_ids is not None:
+        ids = sorted(ctx.client_ids)
+        for model in _client_scoped_models():
+            col = getattr(model, model.__client_column__)  # type: ignore[arg-type]
+            options.append(with_loader_criteria(model, col.in_(ids), include_aliases=True))
+        # Client-scoped principals see the users of their own clients only.
+        team = select(Membership.user_id).where(
+            Membership.agency_id == agency_id, Membership.client_id.in_(ids)
+        )
+        options.append(with_loader_criteria(User, User.id.in_(team), include_aliases=True))
+    state.statement = state.statement.options(*options)
+
+
+# ---- Flush: writes stay inside the tenant, and every write is audited -------------------
+
+
+@event.listens_for(AppSession, "before_flush")
+def _guard_flush(session: Session, _ctx: Any, _instances: Any) -> None:
+    ctx: TenantContext | None = session.info.get(TENANT_KEY)
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, TenantModel):
+            if ctx is None:
+                raise TenantScopeMissing(f"write to {type(obj).__name__} with no tenant in scope")
+            if ctx.is_unscoped:
+                continue
+            if obj.agency_id is None and obj in session.new:
+                obj.agency_id = ctx.agency_id  # type: ignore[assignment]
+            if obj.agency_id != ctx.agency_id:
+                raise TenantScopeMissing(f"cross-tenant write to {type(obj).__name__}")
+            col = type(obj).__client_column__
+            value: uuid.UUID | None = getattr(obj, col) if col else None
+            if value is not None and not ctx.allows_client(value):
+                raise TenantScopeMissing(f"write to {type(obj).__name__} outside client scope")
+        elif isinstance(obj, Agency):
+            if ctx is None or (not ctx.is_unscoped and obj.id != ctx.agency_id):
+                raise TenantScopeMissing("write to another agency")
+    audit.record_flush(session)
