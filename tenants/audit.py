@@ -62,9 +62,10 @@ def _snapshot(obj: Any, exclude: frozenset[str]) -> dict[str, Any]:
 
 def _changes(obj: Any, exclude: frozenset[str]) -> dict[str, Any]:
     state = inspect(obj)
+    ignore = getattr(type(obj), "__audit_ignore__", frozenset())
     out: dict[str, Any] = {}
     for key in _columns(obj):
-        if key in _SKIP_COLUMNS:
+        if key in _SKIP_COLUMNS or key in ignore:
             continue
         hist = state.attrs[key].history  # type: ignore[union-attr]
         if not hist.has_changes():

@@ -98,6 +98,7 @@ class User(TenantModel, Timestamped, table=True):
     __tablename__ = "users"
     __public_prefix__: ClassVar[str] = "usr"
     __audit_exclude__: ClassVar[frozenset[str]] = frozenset({"password_hash"})
+    __audit_ignore__: ClassVar[frozenset[str]] = frozenset({"last_login_at"})
     __table_args__ = (UniqueConstraint("agency_id", "email"),)
 
     email: str = Field(max_length=320)  # stored lower-cased

@@ -122,15 +122,19 @@ def _on_begin(session: Session, _tx: SessionTransaction, conn: Connection) -> No
 
 
 @cache
-def _client_scoped_models() -> tuple[type[TenantModel], ...]:
+def _tenant_models() -> tuple[type[TenantModel], ...]:
     found: list[type[TenantModel]] = []
     stack = list(TenantModel.__subclasses__())
     while stack:
         cls = stack.pop()
         stack.extend(cls.__subclasses__())
-        if hasattr(cls, "__table__") and cls.__client_column__:
+        if hasattr(cls, "__table__"):
             found.append(cls)
-    return tuple(found)
+    return tuple(sorted(found, key=lambda c: c.__name__))
+
+
+def _client_scoped_models() -> tuple[type[TenantModel], ...]:
+    return tuple(m for m in _tenant_models() if m.__client_column__)
 
 
 @event.listens_for(AppSession, "do_orm_execute")
@@ -146,11 +150,12 @@ def _scope_statement(state: ORMExecuteState) -> None:
         return
     agency_id = ctx.agency_id
     options: list[Any] = [
-        with_loader_criteria(
-            TenantModel, lambda cls: cls.agency_id == agency_id, include_aliases=True
-        ),
-        with_loader_criteria(Agency, Agency.id == agency_id, include_aliases=True),
+        with_loader_criteria(model, lambda cls: cls.agency_id == agency_id, include_aliases=True)
+        for model in _tenant_models()
     ]
+    options.append(
+        with_loader_criteria(Agency, lambda cls: cls.id == agency_id, include_aliases=True)
+    )
     if ctx.client_ids is not None:
         ids = sorted(ctx.client_ids)
         for model in _client_scoped_models():

@@ -20,7 +20,8 @@ class ApiKey(TenantModel, table=True):
     __tablename__ = "api_keys"
     __client_column__: ClassVar[str | None] = "client_id"
     __public_prefix__: ClassVar[str] = "key"
-    __audit_exclude__: ClassVar[frozenset[str]] = frozenset({"key_hash", "last_used_at"})
+    __audit_exclude__: ClassVar[frozenset[str]] = frozenset({"key_hash"})
+    __audit_ignore__: ClassVar[frozenset[str]] = frozenset({"last_used_at"})
     __table_args__ = (
         ForeignKeyConstraint(
             ["agency_id", "client_id"], ["clients.agency_id", "clients.id"], ondelete="CASCADE"

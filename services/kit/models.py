@@ -33,6 +33,8 @@ class TenantModel(SQLModel):
     __client_column__: ClassVar[str | None] = None
     # Columns never written to the audit trail (secrets, hashes).
     __audit_exclude__: ClassVar[frozenset[str]] = frozenset()
+    # Columns whose changes alone are not worth an audit entry (last-used timestamps).
+    __audit_ignore__: ClassVar[frozenset[str]] = frozenset()
     # False: writes to this table are not audited row by row (the audit log itself, sessions).
     __audited__: ClassVar[bool] = True
     # Public id prefix, for audit targets.

@@ -214,6 +214,20 @@ def upgrade() -> None:
         batch_op.create_index('ix_user_sessions_hash', ['agency_id', 'token_hash'], unique=True)
         batch_op.create_index('ix_user_sessions_user', ['agency_id', 'user_id'], unique=False)
 
+    op.create_table('outbound_emails',
+    sa.Column('agency_id', sa.Uuid(), nullable=False),
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('to_address', sa.String(length=320), nullable=False),
+    sa.Column('subject', sa.String(length=300), nullable=False),
+    sa.Column('body_text', sa.Text(), nullable=False),
+    sa.Column('message_id', sa.String(length=200), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('error', sa.String(length=500), nullable=True),
+    sa.Column('created_at', UTCDateTime(), nullable=False),
+    sa.Column('sent_at', UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['agency_id'], ['agencies.id'], name=op.f('fk_outbound_emails_agency_id_agencies'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('agency_id', 'id', name=op.f('pk_outbound_emails'))
+    )
     # ### end Alembic commands ###
 
     # ---- PostgreSQL: the second wall -------------------------------------------------
@@ -237,6 +251,7 @@ def upgrade() -> None:
     enable_tenant_rls(op, "user_sessions")
     enable_tenant_rls(op, "invitations", client_column="client_id")
     enable_tenant_rls(op, "job_outbox")
+    enable_tenant_rls(op, "outbound_emails")
 
 
 def downgrade() -> None:
@@ -245,6 +260,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_user_sessions_user')
         batch_op.drop_index('ix_user_sessions_hash')
 
+    op.drop_table('outbound_emails')
     op.drop_table('user_sessions')
     with op.batch_alter_table('memberships', schema=None) as batch_op:
         batch_op.drop_index('ix_memberships_user')

@@ -1,0 +1,101 @@
+"""HTTP for agencies: /api/v1/agencies (platform operator) and /api/v1/agency (your own)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from services.agencies import repository as repo
+from services.agencies import service
+from services.agencies.auth import AgencyManage, AgencyRead, Operator
+from services.agencies.schemas import (
+    AgencyCreate,
+    AgencyCreated,
+    AgencyOut,
+    AgencyPage,
+    AgencyUpdate,
+    Branding,
+)
+from services.identity.auth import AnyPrincipal
+from services.kit import ids
+from services.kit.errors import Forbidden, NotFound
+from services.kit.schemas import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor, path_id
+from services.kit.web import DBSession
+from tenants.roles import Permission
+from tenants.scoping import unscoped
+
+router = APIRouter(tags=["agencies"])
+
+
+@router.post("/agencies", status_code=201, response_model=AgencyCreated, name="agencies_create")
+async def create_agency(body: AgencyCreate, principal: Operator, session: DBSession) -> AgencyCreated:  # type: ignore[valid-type]
+    made = await service.onboard(session, body)
+    return AgencyCreated(
+        agency=AgencyOut.of(made.agency),
+        owner_user_id=ids.encode("usr", made.owner.id),
+        api_key=made.api_key,
+    )
+
+
+@router.get("/agencies", response_model=AgencyPage, name="agencies_list")
+async def list_agencies(
+    principal: Operator,  # type: ignore[valid-type]
+    session: DBSession,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> AgencyPage:
+    after = None
+    if cursor:
+        raw = decode_cursor(cursor, 2)
+        try:
+            after = (datetime.fromisoformat(raw[0]), uuid.UUID(raw[1]))
+        except (TypeError, ValueError):
+            from services.kit.errors import ValidationFailed
+
+            raise ValidationFailed("the cursor is not valid", field="cursor") from None
+    async with unscoped(session, "operator: list agencies"):
+        rows = list(await repo.page(session, after=after, limit=limit + 1))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    nxt = encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)]) if more else None
+    return AgencyPage(items=[AgencyOut.of(a) for a in rows], next_cursor=nxt)
+
+
+@router.get("/agencies/{agency_id}", response_model=AgencyOut, name="agencies_get")
+async def get_agency(agency_id: str, principal: AnyPrincipal, session: DBSession) -> AgencyOut:
+    aid = path_id("agy", agency_id, "agency")
+    if principal.is_operator:
+        async with unscoped(session, "operator: read an agency"):
+            agency = await repo.by_id(session, aid)
+    elif principal.can(Permission.AGENCY_READ):
+        agency = await repo.by_id(session, aid)  # scoped: only your own agency is visible
+    else:
+        raise Forbidden("this needs the agency:read permission")
+    if agency is None:
+        raise NotFound("no such agency")
+    return AgencyOut.of(agency)
+
+
+@router.patch("/agencies/{agency_id}", response_model=AgencyOut, name="agencies_update")
+async def update_agency(
+    agency_id: str, body: AgencyUpdate, principal: Operator, session: DBSession  # type: ignore[valid-type]
+) -> AgencyOut:
+    return AgencyOut.of(
+        await service.operator_update(session, path_id("agy", agency_id, "agency"), body)
+    )
+
+
+@router.get("/agency", response_model=AgencyOut, name="agency_get_own")
+async def get_own_agency(principal: AgencyRead, session: DBSession) -> AgencyOut:  # type: ignore[valid-type]
+    agency = await repo.by_id(session, principal.agency_id)
+    if agency is None:
+        raise NotFound("no such agency")
+    return AgencyOut.of(agency)
+
+
+@router.patch("/agency", response_model=AgencyOut, name="agency_update_branding")
+async def update_own_agency(body: Branding, principal: AgencyManage, session: DBSession) -> AgencyOut:  # type: ignore[valid-type]
+    return AgencyOut.of(await service.update_branding(session, principal.agency_id, body))

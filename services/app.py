@@ -1,0 +1,100 @@
+"""create_app(): middleware, routers, error handlers, lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.routing import APIRoute
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+import tenants  # noqa: F401  (installs the tenant-scoping hooks)
+from services.agencies.endpoints import router as agencies_router
+from services.audit.endpoints import router as audit_router
+from services.identity.endpoints import router as identity_router
+from services.kit.db import dispose_engines, get_engine
+from services.kit.logging import configure_logging
+from services.kit.web import EdgeMiddleware, install_error_handlers
+from services.records.endpoints import router as clients_router
+from services.settings import get_settings
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name  # stable, hand-chosen names: clients_get, api_keys_create, ...
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    await dispose_engines()
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    app = FastAPI(
+        title="Switchboard",
+        version="1.0",
+        summary="One login, one client record, one bill for every solution an agency sells.",
+        generate_unique_id_function=_operation_id,
+        lifespan=_lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    app.add_middleware(EdgeMiddleware)
+
+    api = APIRouter(prefix="/api/v1")
+    api.include_router(agencies_router)
+    api.include_router(clients_router)
+    api.include_router(identity_router)
+    api.include_router(audit_router)
+    app.include_router(api)
+
+    from services.portal.endpoints import mount_portal
+
+    mount_portal(app)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> Response:
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> Response:
+        checks: dict[str, str] = {}
+        try:
+            async with get_engine().connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # report, never raise
+            checks["database"] = f"error: {type(exc).__name__}"
+        if not settings.tasks_in_process:
+            checks["broker"] = await _broker_check()
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks},
+                            status_code=200 if ok else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+async def _broker_check() -> str:
+    import anyio
+
+    from services.worker import celery_app
+
+    def ping() -> None:
+        with celery_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+
+    try:
+        await anyio.to_thread.run_sync(ping)
+        return "ok"
+    except Exception as exc:
+        return f"error: {type(exc).__name__}"

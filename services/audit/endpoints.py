@@ -1,0 +1,90 @@
+"""HTTP for the audit log: /api/v1/audit-events (read-only; the log is append-only)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from sqlalchemy import or_, select
+
+from services.identity.auth import Authorized
+from services.kit import ids
+from services.kit.errors import ValidationFailed
+from services.kit.schemas import DEFAULT_LIMIT, MAX_LIMIT, Output, decode_cursor, encode_cursor
+from services.kit.web import DBSession
+from tenants.models import AuditEvent
+from tenants.roles import Permission
+
+router = APIRouter(tags=["audit"])
+AuditRead = Authorized(Permission.AUDIT_READ)
+
+_PREFIX = {"client": "cli", "user": "usr", "membership": "mem", "api_key": "key",
+           "invitation": "inv", "agency": "agy"}
+
+
+class AuditEventOut(Output):
+    id: str
+    occurred_at: datetime
+    actor_type: str
+    actor_label: str
+    action: str
+    target_type: str
+    target_id: str | None
+    client_id: str | None
+    data: dict[str, Any]
+    request_id: str | None
+    ip: str | None
+
+    @classmethod
+    def of(cls, e: AuditEvent) -> AuditEventOut:
+        prefix = _PREFIX.get(e.target_type)
+        target = ids.encode(prefix, e.target_id) if prefix and e.target_id else (
+            str(e.target_id) if e.target_id else None)
+        return cls(
+            id=ids.encode("aud", e.id), occurred_at=e.occurred_at, actor_type=e.actor_type,
+            actor_label=e.actor_label, action=e.action, target_type=e.target_type,
+            target_id=target, client_id=ids.encode("cli", e.client_id) if e.client_id else None,
+            data=e.data, request_id=e.request_id, ip=e.ip,
+        )
+
+
+class AuditPage(Output):
+    items: list[AuditEventOut]
+    next_cursor: str | None
+
+
+@router.get("/audit-events", response_model=AuditPage, name="audit_events_list")
+async def list_audit_events(
+    principal: AuditRead,  # type: ignore[valid-type]
+    session: DBSession,
+    action: Annotated[str | None, Query(max_length=80)] = None,
+    target_id: Annotated[str | None, Query(max_length=40)] = None,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> AuditPage:
+    stmt = select(AuditEvent).order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
+    if action:
+        stmt = stmt.where(AuditEvent.action == action)
+    if target_id:
+        prefix = target_id.partition("_")[0]
+        tid = ids.decode(prefix, target_id)
+        if tid is None:
+            raise ValidationFailed("target_id is not a valid id", field="target_id")
+        stmt = stmt.where(AuditEvent.target_id == tid)
+    if cursor:
+        raw = decode_cursor(cursor, 2)
+        try:
+            at, last = datetime.fromisoformat(raw[0]), uuid.UUID(raw[1])
+        except (TypeError, ValueError):
+            raise ValidationFailed("the cursor is not valid", field="cursor") from None
+        stmt = stmt.where(
+            or_(AuditEvent.occurred_at < at,
+                (AuditEvent.occurred_at == at) & (AuditEvent.id < last))
+        )
+    rows = list((await session.execute(stmt.limit(limit + 1))).scalars().all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    nxt = encode_cursor([rows[-1].occurred_at.isoformat(), str(rows[-1].id)]) if more else None
+    return AuditPage(items=[AuditEventOut.of(e) for e in rows], next_cursor=nxt)

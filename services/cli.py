@@ -1,0 +1,208 @@
+"""The `switchboard` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from services.settings import get_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Switchboard: run and manage.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+agency_app = typer.Typer(no_args_is_help=True, help="Agencies (platform operator).")
+apikey_app = typer.Typer(no_args_is_help=True, help="Agency API keys.")
+app.add_typer(db_app, name="db")
+app.add_typer(agency_app, name="agency")
+app.add_typer(apikey_app, name="apikey")
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations (creates the database schema and, on PostgreSQL, the RLS roles)."""
+    from infra.migrate import upgrade
+
+    upgrade(revision)
+    typer.echo(f"database at {revision} ({get_settings().url.render_as_string(hide_password=True)})")
+
+
+async def _create_agency(
+    slug: str, name: str, email: str, password: str | None
+) -> dict[str, Any]:
+    import tenants  # noqa: F401
+    from services.agencies import service
+    from services.agencies.schemas import AgencyCreate
+    from services.kit import ids
+    from services.kit.db import unit_of_work
+    from tenants.principal import Principal
+
+    data = AgencyCreate(slug=slug, name=name, admin_email=email, admin_password=password)
+    async with unit_of_work() as session:
+        session.info["principal"] = Principal.operator()
+        made = await service.onboard(session, data)
+    return {
+        "agency_id": ids.encode("agy", made.agency.id),
+        "slug": made.agency.slug,
+        "api_key": made.api_key,
+        "owner_email": made.owner.email,
+    }
+
+
+@agency_app.command("create")
+def agency_create(
+    slug: Annotated[str, typer.Option(help="URL name: /a/<slug>/")],
+    name: Annotated[str, typer.Option(help="display name")],
+    admin_email: Annotated[str, typer.Option(help="the owner's e-mail")],
+    admin_password: Annotated[str | None, typer.Option(help="the owner's password")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Create an agency, its owner account and an admin API key."""
+    from pydantic import ValidationError
+
+    from services.kit.errors import SwitchboardError
+
+    try:
+        out = asyncio.run(_create_agency(slug, name, admin_email, admin_password))
+    except ValidationError as exc:
+        _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()), 2)
+    except SwitchboardError as exc:
+        _fail(exc.detail, 2 if exc.status < 500 else 1)
+    if as_json:
+        typer.echo(json.dumps({k: out[k] for k in ("agency_id", "slug", "api_key")}))
+        return
+    typer.echo(f"agency {out['slug']} created ({out['agency_id']})")
+    typer.echo(f"owner:   {out['owner_email']}")
+    typer.echo(f"API key: {out['api_key']}   (shown once)")
+
+
+async def _create_key(slug: str, name: str) -> dict[str, Any]:
+    import tenants  # noqa: F401
+    from services.agencies import repository as agencies
+    from services.identity import service as identity
+    from services.kit import ids
+    from services.kit.db import unit_of_work
+    from services.kit.errors import NotFound
+    from tenants.principal import Principal
+    from tenants.roles import Role
+    from tenants.scoping import scope_to, unscoped
+
+    async with unit_of_work() as session:
+        async with unscoped(session, "operator CLI: find agency by slug"):
+            agency = await agencies.by_slug(session, slug)
+        if agency is None:
+            raise NotFound(f"no agency with slug {slug!r}")
+        principal = Principal(
+            kind="operator", agency_id=agency.id, agency_slug=agency.slug,
+            role=Role.AGENCY_OWNER, permissions=frozenset(), label="platform operator (CLI)",
+        )
+        await scope_to(session, principal)
+        key, raw = await identity.create_api_key(session, principal, name=name)
+    return {"api_key_id": ids.encode("key", key.id), "slug": slug, "api_key": raw}
+
+
+@apikey_app.command("create")
+def apikey_create(
+    agency: Annotated[str, typer.Option(help="the agency's slug")],
+    name: Annotated[str, typer.Option(help="a label for the key")] = "CLI key",
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Create an agency-wide admin API key."""
+    from services.kit.errors import SwitchboardError
+
+    try:
+        out = asyncio.run(_create_key(agency, name))
+    except SwitchboardError as exc:
+        _fail(exc.detail, 2)
+    typer.echo(json.dumps(out) if as_json else f"API key: {out['api_key']}   (shown once)")
+
+
+@app.command()
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: Annotated[int, typer.Option(help="processes")] = 1,
+) -> None:
+    """Serve the web app and API."""
+    import uvicorn
+
+    uvicorn.run(
+        "services.app:create_app", factory=True, host=host, port=port, workers=workers,
+        access_log=False, proxy_headers=True, log_level=get_settings().log_level.lower(),
+    )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="worker processes")] = 2,
+    queues: str = "default",
+) -> None:
+    """Run a Celery worker (needs SWITCHBOARD_BROKER_URL)."""
+    if get_settings().tasks_in_process:
+        _fail("SWITCHBOARD_BROKER_URL is not set: tasks run in-process; no worker is needed")
+    from services.worker import celery_app
+
+    celery_app.worker_main(
+        ["worker", "--loglevel", get_settings().log_level, "--concurrency", str(concurrency),
+         "--queues", queues, "--without-gossip", "--without-mingle"]
+    )
+
+
+@app.command()
+def beat() -> None:
+    """Run the periodic scheduler (Celery beat)."""
+    if get_settings().tasks_in_process:
+        _fail("SWITCHBOARD_BROKER_URL is not set: nothing to schedule onto")
+    from services.worker import celery_app
+
+    schedule = str(get_settings().var_dir / "celerybeat-schedule")
+    celery_app.start(["beat", "--loglevel", get_settings().log_level, "--schedule", schedule])
+
+
+@app.command()
+def demo(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    seed_only: Annotated[bool, typer.Option(help="seed and exit")] = False,
+) -> None:
+    """Migrate, seed a demo agency and serve it (embedded default: SQLite, in-process tasks)."""
+    from infra.migrate import upgrade
+    from services.demo import seed
+
+    settings = get_settings()
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    upgrade()
+    info = asyncio.run(seed())
+    base = settings.base_url.rstrip("/")
+    lines = [
+        "",
+        "  Switchboard demo is ready",
+        "  ─────────────────────────",
+        f"  Portal:        {base}/a/{info['slug']}/login",
+        f"  Agency owner:  {info['owner_email']}  /  {info['password']}",
+        f"  Agency staff:  {info['staff_email']}  /  {info['password']}",
+        f"  Client owner:  {info['client_email']}  /  {info['password']}  ({info['client_name']})",
+        f"  API key:       {info['api_key']}",
+        f"  API docs:      {base}/docs",
+        f"  Try:           curl -H 'Authorization: Bearer {info['api_key']}' {base}/api/v1/clients",
+        f"  Database:      {settings.url.render_as_string(hide_password=True)}",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+    if seed_only:
+        return
+    os.environ.setdefault("SWITCHBOARD_LOG_JSON", "false")
+    sys.stdout.flush()
+    serve(host=host, port=port, workers=1)
+
+
+if __name__ == "__main__":
+    app()

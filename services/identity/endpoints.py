@@ -1,0 +1,208 @@
+"""HTTP for people and credentials: users, memberships, invitations, API keys."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from services.identity import repository as repo
+from services.identity import service
+from services.identity.auth import Authorized
+from services.identity.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyOut,
+    InvitationCreate,
+    InvitationCreated,
+    InvitationOut,
+    MembershipCreate,
+    MembershipOut,
+    MembershipUpdate,
+    UserOut,
+    UserPage,
+    UserUpdate,
+)
+from services.kit.errors import NotFound, ValidationFailed
+from services.kit.schemas import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    body_id,
+    decode_cursor,
+    encode_cursor,
+    path_id,
+)
+from services.kit.types import utcnow
+from services.kit.web import DBSession
+from tenants.models import UserStatus
+from tenants.roles import Permission
+
+router = APIRouter(tags=["people"])
+
+UsersRead = Authorized(Permission.USERS_READ)
+UsersInvite = Authorized(Permission.USERS_INVITE)
+UsersManage = Authorized(Permission.USERS_MANAGE)
+ApiKeysManage = Authorized(Permission.APIKEYS_MANAGE)
+
+
+# ---- users -------------------------------------------------------------------------------
+
+
+@router.get("/users", response_model=UserPage, name="users_list")
+async def list_users(
+    principal: UsersRead,  # type: ignore[valid-type]
+    session: DBSession,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> UserPage:
+    after = None
+    if cursor:
+        raw = decode_cursor(cursor, 2)
+        try:
+            after = (datetime.fromisoformat(raw[0]), uuid.UUID(raw[1]))
+        except (TypeError, ValueError):
+            raise ValidationFailed("the cursor is not valid", field="cursor") from None
+    rows = list(await repo.users(session, after=after, limit=limit + 1))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    members = await repo.memberships_for_users(session, [u.id for u in rows])
+    by_user: dict[uuid.UUID, list] = {}
+    for m in members:
+        by_user.setdefault(m.user_id, []).append(m)
+    nxt = encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)]) if more else None
+    return UserPage(items=[UserOut.of(u, by_user.get(u.id, [])) for u in rows], next_cursor=nxt)
+
+
+@router.get("/users/{user_id}", response_model=UserOut, name="users_get")
+async def get_user(user_id: str, principal: UsersRead, session: DBSession) -> UserOut:  # type: ignore[valid-type]
+    user = await repo.user(session, path_id("usr", user_id, "user"))
+    if user is None:
+        raise NotFound("no such user")
+    return UserOut.of(user, list(await repo.memberships_of(session, user.id)))
+
+
+@router.patch("/users/{user_id}", response_model=UserOut, name="users_update")
+async def update_user(
+    user_id: str, body: UserUpdate, principal: UsersManage, session: DBSession  # type: ignore[valid-type]
+) -> UserOut:
+    uid = path_id("usr", user_id, "user")
+    user = await repo.user(session, uid)
+    if user is None:
+        raise NotFound("no such user")
+    if body.status is not None and body.status != user.status:
+        user = await service.set_user_status(session, principal, uid, UserStatus(body.status))
+    if body.name is not None:
+        user.name = body.name
+        user.updated_at = utcnow()
+    await session.flush()
+    return UserOut.of(user, list(await repo.memberships_of(session, user.id)))
+
+
+# ---- memberships ---------------------------------------------------------------------------
+
+
+@router.post("/memberships", status_code=201, response_model=MembershipOut, name="memberships_create")
+async def create_membership(
+    body: MembershipCreate, principal: UsersManage, session: DBSession  # type: ignore[valid-type]
+) -> MembershipOut:
+    m = await service.add_membership(
+        session,
+        principal,
+        user_id=body_id("usr", body.user_id, "user_id"),
+        role=body.role,
+        client_id=body_id("cli", body.client_id, "client_id") if body.client_id else None,
+    )
+    return MembershipOut.of(m)
+
+
+@router.patch("/memberships/{membership_id}", response_model=MembershipOut, name="memberships_update")
+async def update_membership(
+    membership_id: str, body: MembershipUpdate, principal: UsersManage, session: DBSession  # type: ignore[valid-type]
+) -> MembershipOut:
+    mid = path_id("mem", membership_id, "membership")
+    return MembershipOut.of(await service.change_membership(session, principal, mid, body.role))
+
+
+@router.delete("/memberships/{membership_id}", status_code=204, name="memberships_delete")
+async def delete_membership(
+    membership_id: str, principal: UsersManage, session: DBSession  # type: ignore[valid-type]
+) -> Response:
+    await service.remove_membership(session, principal, path_id("mem", membership_id, "membership"))
+    return Response(status_code=204)
+
+
+# ---- invitations ---------------------------------------------------------------------------
+
+
+@router.post("/invitations", status_code=201, response_model=InvitationCreated, name="invitations_create")
+async def create_invitation(
+    body: InvitationCreate, principal: UsersInvite, session: DBSession  # type: ignore[valid-type]
+) -> InvitationCreated:
+    issued = await service.invite(
+        session,
+        principal,
+        email=str(body.email),
+        name=body.name,
+        role=body.role,
+        client_id=body_id("cli", body.client_id, "client_id") if body.client_id else None,
+    )
+    out = InvitationOut.of(issued.invitation, utcnow())
+    url = service.invitation_url(principal.agency_slug or "", issued.token)
+    return InvitationCreated(**out.model_dump(), url=url)
+
+
+@router.get("/invitations", response_model=list[InvitationOut], name="invitations_list")
+async def list_invitations(principal: UsersInvite, session: DBSession) -> list[InvitationOut]:  # type: ignore[valid-type]
+    now = utcnow()
+    return [InvitationOut.of(i, now) for i in await repo.invitations(session)]
+
+
+@router.get("/invitations/{invitation_id}", response_model=InvitationOut, name="invitations_get")
+async def get_invitation(invitation_id: str, principal: UsersInvite, session: DBSession) -> InvitationOut:  # type: ignore[valid-type]
+    inv = await repo.invitation(session, path_id("inv", invitation_id, "invitation"))
+    if inv is None:
+        raise NotFound("no such invitation")
+    return InvitationOut.of(inv, utcnow())
+
+
+@router.delete("/invitations/{invitation_id}", status_code=204, name="invitations_revoke")
+async def revoke_invitation(invitation_id: str, principal: UsersInvite, session: DBSession) -> Response:  # type: ignore[valid-type]
+    await service.revoke_invitation(session, principal, path_id("inv", invitation_id, "invitation"))
+    return Response(status_code=204)
+
+
+# ---- API keys -------------------------------------------------------------------------------
+
+
+@router.post("/api-keys", status_code=201, response_model=ApiKeyCreated, name="api_keys_create")
+async def create_api_key(body: ApiKeyCreate, principal: ApiKeysManage, session: DBSession) -> ApiKeyCreated:  # type: ignore[valid-type]
+    key, raw = await service.create_api_key(
+        session,
+        principal,
+        name=body.name,
+        role=body.role,
+        client_id=body_id("cli", body.client_id, "client_id") if body.client_id else None,
+        expires_at=body.expires_at,
+    )
+    return ApiKeyCreated(**ApiKeyOut.of(key).model_dump(), key=raw)
+
+
+@router.get("/api-keys", response_model=list[ApiKeyOut], name="api_keys_list")
+async def list_api_keys(principal: ApiKeysManage, session: DBSession) -> list[ApiKeyOut]:  # type: ignore[valid-type]
+    return [ApiKeyOut.of(k) for k in await repo.api_keys(session)]
+
+
+@router.get("/api-keys/{key_id}", response_model=ApiKeyOut, name="api_keys_get")
+async def get_api_key(key_id: str, principal: ApiKeysManage, session: DBSession) -> ApiKeyOut:  # type: ignore[valid-type]
+    key = await repo.api_key(session, path_id("key", key_id, "API key"))
+    if key is None:
+        raise NotFound("no such API key")
+    return ApiKeyOut.of(key)
+
+
+@router.delete("/api-keys/{key_id}", status_code=204, name="api_keys_revoke")
+async def revoke_api_key(key_id: str, principal: ApiKeysManage, session: DBSession) -> Response:  # type: ignore[valid-type]
+    await service.revoke_api_key(session, principal, path_id("key", key_id, "API key"))
+    return Response(status_code=204)

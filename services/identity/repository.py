@@ -1,0 +1,103 @@
+"""All identity queries. Every one runs inside the session's tenant scope."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.identity.models import ApiKey, Invitation, UserSession
+from tenants.models import Agency, ClientAssignment, Membership, User
+
+
+async def agency(session: AsyncSession, agency_id: uuid.UUID) -> Agency | None:
+    return (await session.execute(select(Agency).where(Agency.id == agency_id))).scalar_one_or_none()
+
+
+async def api_key_by_hash(session: AsyncSession, key_hash: str) -> ApiKey | None:
+    stmt = select(ApiKey).where(ApiKey.key_hash == key_hash)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def api_key(session: AsyncSession, key_id: uuid.UUID) -> ApiKey | None:
+    return (await session.execute(select(ApiKey).where(ApiKey.id == key_id))).scalar_one_or_none()
+
+
+async def api_keys(session: AsyncSession) -> Sequence[ApiKey]:
+    stmt = select(ApiKey).order_by(ApiKey.created_at.desc(), ApiKey.id)
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def session_by_hash(session: AsyncSession, token_hash: str) -> UserSession | None:
+    stmt = select(UserSession).where(UserSession.token_hash == token_hash)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
+    return (await session.execute(select(User).where(User.id == user_id))).scalar_one_or_none()
+
+
+async def user_by_email(session: AsyncSession, email: str) -> User | None:
+    stmt = select(User).where(User.email == email.strip().lower())
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def users(
+    session: AsyncSession, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> Sequence[User]:
+    stmt = select(User).order_by(User.created_at, User.id).limit(limit)
+    if after is not None:
+        stmt = stmt.where((User.created_at, User.id) > after)  # type: ignore[operator]
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def memberships_of(session: AsyncSession, user_id: uuid.UUID) -> Sequence[Membership]:
+    stmt = select(Membership).where(Membership.user_id == user_id).order_by(Membership.created_at)
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def memberships_for_users(
+    session: AsyncSession, user_ids: Sequence[uuid.UUID]
+) -> Sequence[Membership]:
+    if not user_ids:
+        return []
+    stmt = select(Membership).where(Membership.user_id.in_(user_ids))
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def membership(session: AsyncSession, membership_id: uuid.UUID) -> Membership | None:
+    stmt = select(Membership).where(Membership.id == membership_id)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def membership_for(
+    session: AsyncSession, user_id: uuid.UUID, client_id: uuid.UUID | None
+) -> Membership | None:
+    stmt = select(Membership).where(Membership.user_id == user_id)
+    stmt = stmt.where(
+        Membership.client_id.is_(None) if client_id is None else Membership.client_id == client_id
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def assigned_client_ids(session: AsyncSession, user_id: uuid.UUID) -> set[uuid.UUID]:
+    stmt = select(ClientAssignment.client_id).where(ClientAssignment.user_id == user_id)
+    return set((await session.execute(stmt)).scalars().all())
+
+
+async def invitation(session: AsyncSession, invitation_id: uuid.UUID) -> Invitation | None:
+    stmt = select(Invitation).where(Invitation.id == invitation_id)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def invitation_by_hash(session: AsyncSession, token_hash: str) -> Invitation | None:
+    stmt = select(Invitation).where(Invitation.token_hash == token_hash)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def invitations(session: AsyncSession) -> Sequence[Invitation]:
+    stmt = select(Invitation).order_by(Invitation.created_at.desc(), Invitation.id)
+    return (await session.execute(stmt)).scalars().all()

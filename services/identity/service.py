@@ -1,0 +1,524 @@
+"""Identity use cases: credentials → Principal, API keys, browser sessions, users,
+memberships and invitations. No HTTP here; endpoints and the portal call these."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.identity import repository as repo
+from services.identity.models import ApiKey, Invitation, UserSession
+from services.kit import ids, jobs
+from services.kit.crypto import (
+    constant_time_equal,
+    hash_password,
+    new_token,
+    password_needs_rehash,
+    sha256_hex,
+    verify_password,
+)
+from services.kit.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from services.kit.types import utcnow
+from services.settings import get_settings
+from tenants import audit
+from tenants.context import TenantContext
+from tenants.models import Agency, AgencyStatus, Client, Membership, User, UserStatus
+from tenants.principal import Principal
+from tenants.roles import AGENCY_ROLES, CLIENT_ROLES, Permission, Role, can_grant, permissions_for
+from tenants.scoping import scope_to, set_tenant
+
+API_KEY_PREFIX = "sbk"
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+INVITATION_TTL = timedelta(days=7)
+MIN_PASSWORD_LENGTH = 10
+
+# ---- API keys ----------------------------------------------------------------------------
+
+
+def make_api_key(agency_id: uuid.UUID) -> tuple[str, str, str]:
+    """A new key: `sbk_<agency>_<secret>`. Returns (key, display prefix, sha256)."""
+    secret = new_token(32)
+    raw = f"{API_KEY_PREFIX}_{ids.encode('a', agency_id)[2:]}_{secret}"
+    return raw, f"{API_KEY_PREFIX}_…{secret[-6:]}", sha256_hex(raw)
+
+
+def agency_of_api_key(raw: str) -> uuid.UUID | None:
+    """The agency a key names (the lookup then happens inside that tenant only)."""
+    parts = raw.split("_")
+    if len(parts) != 3 or parts[0] != API_KEY_PREFIX or not (30 <= len(parts[2]) <= 60):
+        return None
+    return ids.decode("a", f"a_{parts[1]}")
+
+
+async def resolve_bearer(session: AsyncSession, raw: str) -> Principal:
+    """Turn an `Authorization: Bearer` value into a Principal, and scope the session to it."""
+    settings = get_settings()
+    if settings.operator_api_key and constant_time_equal(
+        sha256_hex(raw), sha256_hex(settings.operator_api_key)
+    ):
+        principal = Principal.operator()
+        session.info["principal"] = principal
+        return principal
+    agency_id = agency_of_api_key(raw)
+    if agency_id is None:
+        raise Unauthorized("the bearer token is not a Switchboard API key")
+    await set_tenant(session, TenantContext.for_agency(agency_id))
+    key = await repo.api_key_by_hash(session, sha256_hex(raw))
+    now = utcnow()
+    if key is None or key.revoked_at is not None or (key.expires_at and key.expires_at <= now):
+        raise Unauthorized("the API key is unknown, revoked or expired")
+    agency = await repo.agency(session, agency_id)
+    if agency is None or agency.status != AgencyStatus.ACTIVE:
+        raise Unauthorized("the agency of this API key is not active")
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+        key.last_used_at = now
+    role = Role(key.role)
+    principal = Principal(
+        kind="api_key",
+        agency_id=agency_id,
+        agency_slug=agency.slug,
+        role=role,
+        permissions=permissions_for({role}),
+        client_ids=frozenset({key.client_id}) if key.client_id else None,
+        api_key_id=key.id,
+        label=f"API key {key.name}",
+    )
+    await scope_to(session, principal)
+    return principal
+
+
+async def create_api_key(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    name: str,
+    role: Role | None = None,
+    client_id: uuid.UUID | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[ApiKey, str]:
+    assert principal.agency_id is not None
+    if client_id is not None:
+        await _require_client(session, client_id)
+        role = role or Role.CLIENT_OWNER
+        if role not in CLIENT_ROLES:
+            raise ValidationFailed("a client-scoped key takes a client role", field="role")
+    else:
+        role = role or Role.AGENCY_ADMIN
+        if role not in AGENCY_ROLES:
+            raise ValidationFailed("an agency-wide key takes an agency role", field="role")
+    _check_grant(principal, role)
+    if expires_at is not None and expires_at <= utcnow():
+        raise ValidationFailed("expires_at must be in the future", field="expires_at")
+    raw, prefix, key_hash = make_api_key(principal.agency_id)
+    key = ApiKey(
+        agency_id=principal.agency_id,
+        name=name,
+        key_hash=key_hash,
+        prefix=prefix,
+        role=role,
+        client_id=client_id,
+        created_by=principal.actor_id,
+        expires_at=expires_at,
+    )
+    session.add(key)
+    await session.flush()
+    return key, raw
+
+
+async def revoke_api_key(session: AsyncSession, principal: Principal, key_id: uuid.UUID) -> ApiKey:
+    key = await repo.api_key(session, key_id)
+    if key is None:
+        raise NotFound("no such API key")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        await session.flush()
+    return key
+
+
+# ---- people ------------------------------------------------------------------------------
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+async def principal_for_user(
+    session: AsyncSession, user: User, agency: Agency, *, session_id: uuid.UUID | None = None
+) -> Principal:
+    memberships = await repo.memberships_of(session, user.id)
+    roles = {Role(m.role) for m in memberships}
+    agency_roles = roles & AGENCY_ROLES
+    client_ids: frozenset[uuid.UUID] | None
+    if agency_roles:
+        role = max(agency_roles, key=lambda r: r.rank)
+        roles = agency_roles
+        if role is Role.AGENCY_STAFF:
+            client_ids = frozenset(await repo.assigned_client_ids(session, user.id))
+        else:
+            client_ids = None
+    else:
+        client_ids = frozenset(m.client_id for m in memberships if m.client_id)
+        role = max(roles, key=lambda r: r.rank) if roles else Role.CLIENT_MEMBER
+        if not roles:
+            roles = set()
+    return Principal(
+        kind="user",
+        agency_id=agency.id,
+        agency_slug=agency.slug,
+        role=role,
+        permissions=permissions_for(roles),
+        client_ids=client_ids,
+        user_id=user.id,
+        label=user.email,
+        session_id=session_id,
+    )
+
+
+async def create_user(
+    session: AsyncSession,
+    agency_id: uuid.UUID,
+    *,
+    email: str,
+    name: str = "",
+    password: str | None = None,
+) -> User:
+    email = normalize_email(email)
+    if await repo.user_by_email(session, email) is not None:
+        raise Conflict(f"a user with e-mail {email} already exists in this agency", field="email")
+    if password is not None:
+        check_password_strength(password)
+    user = User(
+        agency_id=agency_id,
+        email=email,
+        name=name,
+        password_hash=hash_password(password) if password else None,
+    )
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"a user with e-mail {email} already exists", field="email") from exc
+    return user
+
+
+def check_password_strength(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationFailed(
+            f"the password must have at least {MIN_PASSWORD_LENGTH} characters", field="password"
+        )
+    if len(password) > 1024:
+        raise ValidationFailed("the password is too long", field="password")
+
+
+def _check_grant(principal: Principal, role: Role) -> None:
+    if principal.is_operator:
+        return
+    if principal.role is None or not can_grant(principal.role, role):
+        raise Forbidden(f"your role may not grant {role.value}")
+
+
+async def _require_client(session: AsyncSession, client_id: uuid.UUID) -> None:
+    from sqlalchemy import select
+
+    found = (await session.execute(select(Client.id).where(Client.id == client_id))).first()
+    if found is None:
+        raise NotFound("no such client")
+
+
+async def add_membership(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    user_id: uuid.UUID,
+    role: Role,
+    client_id: uuid.UUID | None,
+) -> Membership:
+    assert principal.agency_id is not None
+    if (role in AGENCY_ROLES) != (client_id is None):
+        raise ValidationFailed(
+            "agency roles take no client_id; client roles need one", field="client_id"
+        )
+    if await repo.user(session, user_id) is None:
+        raise NotFound("no such user")
+    if client_id is not None:
+        await _require_client(session, client_id)
+    elif principal.is_client_scoped:
+        raise Forbidden("client-scoped callers may grant client roles only")
+    _check_grant(principal, role)
+    existing = await repo.membership_for(session, user_id, client_id)
+    if existing is not None:
+        raise Conflict("the user already has a role there; change it instead")
+    m = Membership(agency_id=principal.agency_id, user_id=user_id, role=role, client_id=client_id)
+    session.add(m)
+    await session.flush()
+    return m
+
+
+async def change_membership(
+    session: AsyncSession, principal: Principal, membership_id: uuid.UUID, role: Role
+) -> Membership:
+    m = await repo.membership(session, membership_id)
+    if m is None:
+        raise NotFound("no such membership")
+    if (role in AGENCY_ROLES) != (m.client_id is None):
+        raise ValidationFailed("the role does not fit the membership's scope", field="role")
+    _check_grant(principal, Role(m.role))
+    _check_grant(principal, role)
+    if Role(m.role) is Role.AGENCY_OWNER and role is not Role.AGENCY_OWNER:
+        await _keep_an_owner(session, m)
+    m.role = role
+    await session.flush()
+    return m
+
+
+async def remove_membership(
+    session: AsyncSession, principal: Principal, membership_id: uuid.UUID
+) -> None:
+    m = await repo.membership(session, membership_id)
+    if m is None:
+        raise NotFound("no such membership")
+    _check_grant(principal, Role(m.role))
+    if Role(m.role) is Role.AGENCY_OWNER:
+        await _keep_an_owner(session, m)
+    await session.delete(m)
+    await session.flush()
+
+
+async def _keep_an_owner(session: AsyncSession, leaving: Membership) -> None:
+    from sqlalchemy import func, select
+
+    stmt = select(func.count()).select_from(Membership).where(
+        Membership.role == Role.AGENCY_OWNER, Membership.id != leaving.id
+    )
+    if (await session.execute(stmt)).scalar_one() == 0:
+        raise Conflict("an agency must keep at least one owner")
+
+
+async def set_user_status(
+    session: AsyncSession, principal: Principal, user_id: uuid.UUID, status: UserStatus
+) -> User:
+    user = await repo.user(session, user_id)
+    if user is None:
+        raise NotFound("no such user")
+    if user.id == principal.user_id and status is UserStatus.DISABLED:
+        raise Conflict("you cannot disable yourself")
+    for m in await repo.memberships_of(session, user.id):
+        _check_grant(principal, Role(m.role))
+    user.status = status
+    if status is UserStatus.DISABLED:
+        await revoke_user_sessions(session, user.id)
+    await session.flush()
+    return user
+
+
+# ---- invitations -------------------------------------------------------------------------
+
+
+@dataclass
+class IssuedInvitation:
+    invitation: Invitation
+    token: str
+
+
+def invitation_url(agency_slug: str, token: str) -> str:
+    return f"{get_settings().base_url.rstrip('/')}/a/{agency_slug}/invite/{token}"
+
+
+async def invite(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    email: str,
+    role: Role,
+    client_id: uuid.UUID | None = None,
+    name: str = "",
+) -> IssuedInvitation:
+    assert principal.agency_id is not None
+    if (role in AGENCY_ROLES) != (client_id is None):
+        raise ValidationFailed(
+            "agency roles take no client_id; client roles need one", field="client_id"
+        )
+    if client_id is not None:
+        await _require_client(session, client_id)
+    elif principal.is_client_scoped:
+        raise Forbidden("client-scoped callers may invite to their clients only")
+    _check_grant(principal, role)
+    email = normalize_email(email)
+    existing = await repo.user_by_email(session, email)
+    if existing is not None and await repo.membership_for(session, existing.id, client_id):
+        raise Conflict(f"{email} already has a role there", field="email")
+    token = new_token(32)
+    inv = Invitation(
+        agency_id=principal.agency_id,
+        email=email,
+        name=name,
+        role=role,
+        client_id=client_id,
+        token_hash=sha256_hex(token),
+        invited_by=principal.actor_id,
+        expires_at=utcnow() + INVITATION_TTL,
+    )
+    session.add(inv)
+    await session.flush()
+    jobs.enqueue(
+        session,
+        "identity.invitation.deliver",
+        principal.agency_id,
+        invitation_id=str(inv.id),
+        url=invitation_url(principal.agency_slug or "", token),
+    )
+    return IssuedInvitation(inv, token)
+
+
+async def revoke_invitation(
+    session: AsyncSession, principal: Principal, invitation_id: uuid.UUID
+) -> Invitation:
+    inv = await repo.invitation(session, invitation_id)
+    if inv is None:
+        raise NotFound("no such invitation")
+    if inv.accepted_at is None and inv.revoked_at is None:
+        inv.revoked_at = utcnow()
+        await session.flush()
+    return inv
+
+
+async def open_invitation(session: AsyncSession, token: str) -> Invitation:
+    inv = await repo.invitation_by_hash(session, sha256_hex(token))
+    if inv is None or inv.revoked_at or inv.accepted_at or inv.expires_at <= utcnow():
+        raise NotFound("this invitation link is invalid, used or expired")
+    return inv
+
+
+async def accept_invitation(
+    session: AsyncSession, agency: Agency, token: str, *, name: str, password: str
+) -> User:
+    inv = await open_invitation(session, token)
+    user = await repo.user_by_email(session, inv.email)
+    if user is None:
+        user = await create_user(session, agency.id, email=inv.email, name=name, password=password)
+    elif user.password_hash is None:
+        check_password_strength(password)
+        user.password_hash = hash_password(password)
+    user.email_verified = True
+    if await repo.membership_for(session, user.id, inv.client_id) is None:
+        session.add(
+            Membership(agency_id=agency.id, user_id=user.id, role=inv.role, client_id=inv.client_id)
+        )
+    inv.accepted_at = utcnow()
+    await session.flush()
+    return user
+
+
+# ---- browser sessions ----------------------------------------------------------------------
+
+
+async def sign_in(
+    session: AsyncSession,
+    agency: Agency,
+    *,
+    email: str,
+    password: str,
+    ip: str | None,
+    user_agent: str | None,
+) -> tuple[User, str]:
+    """Check a password and open a server-side session. Returns (user, cookie token)."""
+    user = await repo.user_by_email(session, normalize_email(email))
+    ok = verify_password(user.password_hash if user else None, password)
+    if user is None or not ok or user.status != UserStatus.ACTIVE:
+        audit.record(
+            session,
+            "auth.login_failed",
+            agency_id=agency.id,
+            target_type="user",
+            target_id=user.id if user else None,
+            data={"email": normalize_email(email)[:320]},
+        )
+        raise Unauthorized("the e-mail or password is not right")
+    assert user.password_hash is not None
+    if password_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    token = new_token(32)
+    now = utcnow()
+    row = UserSession(
+        agency_id=agency.id,
+        user_id=user.id,
+        token_hash=sha256_hex(token),
+        expires_at=now + timedelta(hours=get_settings().session_ttl_hours),
+        ip=ip,
+        user_agent=(user_agent or "")[:400] or None,
+    )
+    session.add(row)
+    user.last_login_at = now
+    audit.record(session, "auth.login", agency_id=agency.id, target_type="user", target_id=user.id)
+    await session.flush()
+    return user, token
+
+
+async def resolve_browser_session(
+    session: AsyncSession, agency: Agency, token: str
+) -> Principal | None:
+    await set_tenant(session, TenantContext.for_agency(agency.id))
+    row = await repo.session_by_hash(session, sha256_hex(token))
+    now = utcnow()
+    if row is None or row.revoked_at is not None or row.expires_at <= now:
+        return None
+    user = await repo.user(session, row.user_id)
+    if user is None or user.status != UserStatus.ACTIVE:
+        return None
+    if now - row.last_seen_at > LAST_USED_RESOLUTION:
+        row.last_seen_at = now
+    principal = await principal_for_user(session, user, agency, session_id=row.id)
+    await scope_to(session, principal)
+    return principal
+
+
+async def sign_out(session: AsyncSession, principal: Principal) -> None:
+    if principal.session_id is None:
+        return
+    from sqlalchemy import select
+
+    row = (
+        await session.execute(select(UserSession).where(UserSession.id == principal.session_id))
+    ).scalar_one_or_none()
+    if row is not None and row.revoked_at is None:
+        row.revoked_at = utcnow()
+    assert principal.agency_id is not None
+    audit.record(
+        session, "auth.logout", agency_id=principal.agency_id, target_type="user",
+        target_id=principal.user_id,
+    )
+    await session.flush()
+
+
+async def revoke_user_sessions(session: AsyncSession, user_id: uuid.UUID) -> int:
+    from sqlalchemy import select
+
+    rows = (
+        await session.execute(
+            select(UserSession).where(
+                UserSession.user_id == user_id, UserSession.revoked_at.is_(None)
+            )
+        )
+    ).scalars().all()
+    now = utcnow()
+    for row in rows:
+        row.revoked_at = now
+    return len(rows)
+
+
+def require(principal: Principal, permission: Permission) -> None:
+    if not principal.can(permission):
+        raise Forbidden(f"this needs the {permission.value} permission")
+
+
+__all__: Sequence[str] = [
+    "accept_invitation",
+    "create_api_key",
+    "resolve_bearer",
+    "sign_in",
+]

@@ -1,0 +1,76 @@
+"""Outgoing e-mail: SMTP when configured; always recorded in the local outbox table."""
+
+from __future__ import annotations
+
+import smtplib
+import uuid
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import formataddr, make_msgid
+from typing import ClassVar
+
+import anyio
+from sqlalchemy import Text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field
+
+from services.kit.models import TenantModel
+from services.kit.types import UTCDateTime, utcnow
+from services.settings import get_settings
+
+
+class OutboundEmail(TenantModel, table=True):
+    """Every message the platform sends; the embedded default's outbox."""
+
+    __tablename__ = "outbound_emails"
+    __audited__: ClassVar[bool] = False
+    __audit_exclude__: ClassVar[frozenset[str]] = frozenset({"body_text"})
+
+    to_address: str = Field(max_length=320)
+    subject: str = Field(max_length=300)
+    body_text: str = Field(sa_type=Text)
+    message_id: str = Field(max_length=200)
+    status: str = Field(default="queued", max_length=20)  # queued | sent | stored | failed
+    error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+def _send_smtp(msg: EmailMessage) -> None:
+    s = get_settings()
+    with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=15) as smtp:
+        smtp.send_message(msg)
+
+
+async def send(
+    session: AsyncSession,
+    agency_id: uuid.UUID,
+    *,
+    to: str,
+    subject: str,
+    body: str,
+    sender_name: str | None = None,
+) -> OutboundEmail:
+    settings = get_settings()
+    msg = EmailMessage()
+    sender = settings.smtp_sender
+    if sender_name:
+        addr = sender.split("<")[-1].rstrip(">").strip() if "<" in sender else sender
+        sender = formataddr((sender_name, addr))
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Message-ID"] = make_msgid(domain="switchboard.local")
+    msg.set_content(body)
+    row = OutboundEmail(
+        agency_id=agency_id, to_address=to, subject=subject, body_text=body,
+        message_id=str(msg["Message-ID"]),
+    )
+    session.add(row)
+    if settings.smtp_host:
+        await anyio.to_thread.run_sync(_send_smtp, msg)  # raises: the task retries
+        row.status, row.sent_at = "sent", utcnow()
+    else:
+        row.status = "stored"
+    await session.flush()
+    return row

@@ -1,0 +1,83 @@
+"""HTTP for the client record: /api/v1/clients."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from services.kit.schemas import DEFAULT_LIMIT, MAX_LIMIT, path_id
+from services.kit.web import DBSession
+from services.records import service
+from services.records.auth import (
+    ClientsCreate,
+    ClientsDelete,
+    ClientsLifecycle,
+    ClientsRead,
+    ClientsUpdate,
+)
+from services.records.repository import ClientSort
+from services.records.schemas import (
+    ClientCreate,
+    ClientOut,
+    ClientPage,
+    ClientUpdate,
+    LifecycleChange,
+)
+from tenants.models import LifecycleStage
+
+router = APIRouter(prefix="/clients", tags=["clients"])
+
+
+def _out(view: service.ClientView) -> ClientOut:
+    return ClientOut.of(view.client, view.staff)
+
+
+@router.post("", status_code=201, response_model=ClientOut, name="clients_create")
+async def create_client(
+    body: ClientCreate, principal: ClientsCreate, session: DBSession  # type: ignore[valid-type]
+) -> ClientOut:
+    return _out(await service.create(session, principal, body))
+
+
+@router.get("", response_model=ClientPage, name="clients_list")
+async def list_clients(
+    principal: ClientsRead,  # type: ignore[valid-type]
+    session: DBSession,
+    q: Annotated[str | None, Query(max_length=200, description="search names, e-mail, phone, city")] = None,
+    lifecycle_stage: LifecycleStage | None = None,
+    sort: ClientSort = ClientSort.NEWEST,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> ClientPage:
+    views, next_cursor = await service.page(
+        session, q=q, stage=lifecycle_stage, sort=sort, cursor=cursor, limit=limit
+    )
+    return ClientPage(items=[_out(v) for v in views], next_cursor=next_cursor)
+
+
+@router.get("/{client_id}", response_model=ClientOut, name="clients_get")
+async def get_client(client_id: str, principal: ClientsRead, session: DBSession) -> ClientOut:  # type: ignore[valid-type]
+    return _out(await service.get(session, path_id("cli", client_id, "client")))
+
+
+@router.patch("/{client_id}", response_model=ClientOut, name="clients_update")
+async def update_client(
+    client_id: str, body: ClientUpdate, principal: ClientsUpdate, session: DBSession  # type: ignore[valid-type]
+) -> ClientOut:
+    cid = path_id("cli", client_id, "client")
+    return _out(await service.update(session, principal, cid, body))
+
+
+@router.post("/{client_id}/lifecycle", response_model=ClientOut, name="clients_change_lifecycle")
+async def change_lifecycle(
+    client_id: str, body: LifecycleChange, principal: ClientsLifecycle, session: DBSession  # type: ignore[valid-type]
+) -> ClientOut:
+    cid = path_id("cli", client_id, "client")
+    return _out(await service.change_lifecycle(session, cid, body.stage, body.reason))
+
+
+@router.delete("/{client_id}", status_code=204, name="clients_delete")
+async def delete_client(client_id: str, principal: ClientsDelete, session: DBSession) -> Response:  # type: ignore[valid-type]
+    await service.delete(session, path_id("cli", client_id, "client"))
+    return Response(status_code=204)

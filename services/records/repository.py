@@ -1,0 +1,122 @@
+"""All client-record queries. The tenant (and client scope) is added by the session."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tenants.models import Client, ClientAssignment, LifecycleStage, Membership, User
+from tenants.roles import AGENCY_ROLES
+
+
+class ClientSort(StrEnum):
+    NEWEST = "-created_at"
+    OLDEST = "created_at"
+    NAME = "display_name"
+
+
+async def get(session: AsyncSession, client_id: uuid.UUID) -> Client | None:
+    return (await session.execute(select(Client).where(Client.id == client_id))).scalar_one_or_none()
+
+
+async def page(
+    session: AsyncSession,
+    *,
+    q: str | None,
+    stage: LifecycleStage | None,
+    sort: ClientSort,
+    after: list[Any] | None,
+    limit: int,
+) -> Sequence[Client]:
+    stmt = select(Client)
+    if q:
+        needle = q.lower()
+        stmt = stmt.where(
+            or_(
+                *(
+                    func.lower(col).contains(needle, autoescape=True)
+                    for col in (
+                        Client.display_name, Client.legal_name, Client.email,
+                        Client.phone, Client.city, Client.website,
+                    )
+                )
+            )
+        )
+    if stage is not None:
+        stmt = stmt.where(Client.lifecycle_stage == stage)
+    if sort is ClientSort.NAME:
+        key, order = Client.display_name, (Client.display_name, Client.id)
+        if after is not None:
+            stmt = stmt.where(
+                or_(key > after[0], (key == after[0]) & (Client.id > uuid.UUID(after[1])))
+            )
+    elif sort is ClientSort.OLDEST:
+        key, order = Client.created_at, (Client.created_at, Client.id)
+        if after is not None:
+            stmt = stmt.where(
+                or_(key > after[0], (key == after[0]) & (Client.id > uuid.UUID(after[1])))
+            )
+    else:
+        key = Client.created_at
+        order = (Client.created_at.desc(), Client.id.desc())  # type: ignore[assignment]
+        if after is not None:
+            stmt = stmt.where(
+                or_(key < after[0], (key == after[0]) & (Client.id < uuid.UUID(after[1])))
+            )
+    stmt = stmt.order_by(*order).limit(limit)
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def staff_of(
+    session: AsyncSession, client_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[uuid.UUID]]:
+    out: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+    if not client_ids:
+        return out
+    stmt = (
+        select(ClientAssignment.client_id, ClientAssignment.user_id)
+        .where(ClientAssignment.client_id.in_(client_ids))
+        .order_by(ClientAssignment.created_at)
+    )
+    for client_id, user_id in (await session.execute(stmt)).all():
+        out[client_id].append(user_id)
+    return out
+
+
+async def agency_team_ids(session: AsyncSession, user_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """The subset of user_ids that hold an agency role (owner, admin or staff)."""
+    if not user_ids:
+        return set()
+    stmt = select(Membership.user_id).where(
+        Membership.user_id.in_(user_ids),
+        Membership.client_id.is_(None),
+        Membership.role.in_([r.value for r in AGENCY_ROLES]),
+    ).join(User, (User.agency_id == Membership.agency_id) & (User.id == Membership.user_id))
+    return set((await session.execute(stmt)).scalars().all())
+
+
+async def replace_staff(
+    session: AsyncSession, agency_id: uuid.UUID, client_id: uuid.UUID, user_ids: list[uuid.UUID]
+) -> None:
+    current = (await staff_of(session, [client_id])).get(client_id, [])
+    removed = set(current) - set(user_ids)
+    if removed:
+        rows = (
+            await session.execute(
+                select(ClientAssignment).where(
+                    ClientAssignment.client_id == client_id,
+                    ClientAssignment.user_id.in_(removed),
+                )
+            )
+        ).scalars().all()
+        for row in rows:
+            await session.delete(row)
+    for user_id in user_ids:
+        if user_id not in current:
+            session.add(ClientAssignment(agency_id=agency_id, client_id=client_id, user_id=user_id))

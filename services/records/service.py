@@ -1,0 +1,200 @@
+"""Use cases of the client record: create, read, list, update, lifecycle, delete."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.kit import ids
+from services.kit.errors import Forbidden, InvalidTransition, NotFound, ValidationFailed
+from services.kit.schemas import decode_cursor, encode_cursor
+from services.kit.types import utcnow
+from services.records import repository as repo
+from services.records.repository import ClientSort
+from services.records.schemas import ClientCreate, ClientUpdate, normalize_phone
+from tenants import audit
+from tenants.models import LIFECYCLE_TRANSITIONS, Client, LifecycleStage
+from tenants.principal import Principal
+from tenants.roles import Permission, Role
+
+
+@dataclass
+class ClientView:
+    client: Client
+    staff: list[uuid.UUID]
+
+
+async def _staff_ids(session: AsyncSession, raw: list[str]) -> list[uuid.UUID]:
+    out: list[uuid.UUID] = []
+    for i, public in enumerate(raw):
+        value = ids.decode("usr", public)
+        if value is None:
+            raise ValidationFailed(f"assigned_staff[{i}] is not a user id", field="assigned_staff")
+        if value not in out:
+            out.append(value)
+    valid = await repo.agency_team_ids(session, out)
+    missing = [ids.encode("usr", u) for u in out if u not in valid]
+    if missing:
+        raise ValidationFailed(
+            f"not agency team members: {', '.join(missing)}", field="assigned_staff"
+        )
+    return out
+
+
+def _phone(data: ClientCreate | ClientUpdate) -> str | None:
+    try:
+        return data.normalized_phone()
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), field="phone") from exc
+
+
+async def create(session: AsyncSession, principal: Principal, data: ClientCreate) -> ClientView:
+    assert principal.agency_id is not None
+    if principal.is_client_scoped and principal.role is not Role.AGENCY_STAFF:
+        raise Forbidden("client users cannot create clients")
+    staff: list[uuid.UUID] = []
+    if data.assigned_staff is not None:
+        if not principal.can(Permission.CLIENTS_ASSIGN):
+            raise Forbidden("assigning staff needs the clients:assign permission")
+        staff = await _staff_ids(session, data.assigned_staff)
+    if principal.role is Role.AGENCY_STAFF and principal.user_id and principal.user_id not in staff:
+        staff.append(principal.user_id)  # staff see what they create
+    client = Client(
+        agency_id=principal.agency_id,
+        legal_name=data.legal_name,
+        display_name=data.display_name or data.legal_name,
+        email=str(data.email) if data.email else None,
+        phone=_phone(data),
+        website=str(data.website) if data.website else None,
+        street=data.street,
+        city=data.city,
+        region=data.region,
+        postal_code=data.postal_code,
+        country=data.country,
+        timezone=data.timezone,
+        categories=data.categories or [],
+        hours=data.hours or {},
+        notes=data.notes,
+        lifecycle_stage=data.lifecycle_stage,
+    )
+    session.add(client)
+    await session.flush()
+    if staff:
+        await repo.replace_staff(session, principal.agency_id, client.id, staff)
+        await session.flush()
+    return ClientView(client, staff)
+
+
+async def get(session: AsyncSession, client_id: uuid.UUID) -> ClientView:
+    client = await repo.get(session, client_id)
+    if client is None:
+        raise NotFound("no such client")
+    staff = await repo.staff_of(session, [client.id])
+    return ClientView(client, staff.get(client.id, []))
+
+
+async def page(
+    session: AsyncSession,
+    *,
+    q: str | None,
+    stage: LifecycleStage | None,
+    sort: ClientSort,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[ClientView], str | None]:
+    after = decode_cursor(cursor, 2) if cursor else None
+    if after is not None and sort is not ClientSort.NAME:
+        from datetime import datetime
+
+        try:
+            after[0] = datetime.fromisoformat(after[0])
+            uuid.UUID(after[1])
+        except (TypeError, ValueError) as exc:
+            raise ValidationFailed("the cursor is not valid", field="cursor") from exc
+    rows = list(await repo.page(session, q=q, stage=stage, sort=sort, after=after, limit=limit + 1))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    staff = await repo.staff_of(session, [c.id for c in rows])
+    next_cursor = None
+    if more and rows:
+        last = rows[-1]
+        key: Any = last.display_name if sort is ClientSort.NAME else last.created_at.isoformat()
+        next_cursor = encode_cursor([key, str(last.id)])
+    return [ClientView(c, staff.get(c.id, [])) for c in rows], next_cursor
+
+
+async def update(
+    session: AsyncSession, principal: Principal, client_id: uuid.UUID, data: ClientUpdate
+) -> ClientView:
+    view = await get(session, client_id)
+    client = view.client
+    fields = data.model_dump(exclude_unset=True)
+    if "assigned_staff" in fields:
+        if not principal.can(Permission.CLIENTS_ASSIGN):
+            raise Forbidden("assigning staff needs the clients:assign permission")
+        staff = await _staff_ids(session, data.assigned_staff or [])
+        await repo.replace_staff(session, client.agency_id, client.id, staff)
+        view.staff = staff
+        fields.pop("assigned_staff")
+    for required in ("legal_name", "display_name", "timezone"):
+        if required in fields and fields[required] is None:
+            raise ValidationFailed(f"{required} cannot be null", field=required)
+    if "phone" in fields or "country" in fields:
+        phone = fields.get("phone", client.phone)
+        country = fields.get("country", client.country)
+        try:
+            fields["phone"] = normalize_phone(phone, country) if phone else None
+        except ValueError as exc:
+            raise ValidationFailed(str(exc), field="phone") from exc
+    for key in ("email", "website"):
+        if fields.get(key) is not None:
+            fields[key] = str(getattr(data, key))
+    for key in ("categories", "hours"):
+        if key in fields and fields[key] is None:
+            fields[key] = [] if key == "categories" else {}
+    for key, value in fields.items():
+        setattr(client, key, value)
+    if fields:
+        client.updated_at = utcnow()
+    await session.flush()
+    return view
+
+
+async def change_lifecycle(
+    session: AsyncSession, client_id: uuid.UUID, stage: LifecycleStage, reason: str | None
+) -> ClientView:
+    view = await get(session, client_id)
+    client = view.client
+    current = LifecycleStage(client.lifecycle_stage)
+    if stage == current:
+        return view
+    if stage not in LIFECYCLE_TRANSITIONS[current]:
+        allowed = ", ".join(sorted(s.value for s in LIFECYCLE_TRANSITIONS[current]))
+        raise InvalidTransition(
+            f"a client cannot move from {current.value} to {stage.value}; allowed: {allowed}",
+            field="stage",
+        )
+    client.lifecycle_stage = stage
+    client.lifecycle_changed_at = client.updated_at = utcnow()
+    audit.record(
+        session,
+        "client.lifecycle_changed",
+        agency_id=client.agency_id,
+        target_type="client",
+        target_id=client.id,
+        client_id=client.id,
+        data={"from": current.value, "to": stage.value, "reason": reason},
+    )
+    await session.flush()
+    return view
+
+
+async def delete(session: AsyncSession, client_id: uuid.UUID) -> None:
+    client = await repo.get(session, client_id)
+    if client is None:
+        raise NotFound("no such client")
+    await session.delete(client)
+    await session.flush()
