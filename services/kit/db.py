@@ -11,6 +11,7 @@ domain code only flushes.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,9 +28,18 @@ class AppSession(Session):
     """The synchronous session class behind every AsyncSession of the application."""
 
 
-_engines: dict[tuple[int, str], AsyncEngine] = {}
+_engines: dict[tuple[int, int, str], AsyncEngine] = {}
 _sync_engines: dict[tuple[int, str], Engine] = {}
-_factories: dict[tuple[int, str], async_sessionmaker[AsyncSession]] = {}
+_factories: dict[tuple[int, int, str], async_sessionmaker[AsyncSession]] = {}
+
+
+def _loop_key() -> int:
+    """Async connections belong to the event loop that opened them: one engine per loop
+    (the server has one; in-process task threads and the Celery bridge have their own)."""
+    try:
+        return id(asyncio.get_running_loop())
+    except RuntimeError:
+        return 0
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -54,7 +64,7 @@ def _engine_kwargs(settings: Settings) -> dict[str, Any]:
 
 def get_engine(settings: Settings | None = None) -> AsyncEngine:
     settings = settings or get_settings()
-    key = (os.getpid(), str(settings.async_database_url))
+    key = (os.getpid(), _loop_key(), str(settings.async_database_url))
     engine = _engines.get(key)
     if engine is None:
         if not settings.is_postgres:
@@ -82,7 +92,7 @@ def get_sync_engine(settings: Settings | None = None) -> Engine:
 
 def session_factory(settings: Settings | None = None) -> async_sessionmaker[AsyncSession]:
     settings = settings or get_settings()
-    key = (os.getpid(), str(settings.async_database_url))
+    key = (os.getpid(), _loop_key(), str(settings.async_database_url))
     factory = _factories.get(key)
     if factory is None:
         factory = async_sessionmaker(
@@ -116,8 +126,9 @@ async def unit_of_work(settings: Settings | None = None) -> AsyncIterator[AsyncS
 
 
 async def dispose_engines() -> None:
-    pid = os.getpid()
-    for key in [k for k in _engines if k[0] == pid]:
+    """Dispose the engines of this process's running loop (app shutdown, tests)."""
+    pid, loop = os.getpid(), _loop_key()
+    for key in [k for k in _engines if k[0] == pid and k[1] == loop]:
         await _engines.pop(key).dispose()
         _factories.pop(key, None)
     for key in [k for k in _sync_engines if k[0] == pid]:
