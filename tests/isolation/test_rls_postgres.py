@@ -1,0 +1,169 @@
+"""The second wall: PostgreSQL row-level security, checked with raw SQL as the app role."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from tests.conftest import PG_ADMIN_URL
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(not PG_ADMIN_URL, reason="needs PostgreSQL (SWITCHBOARD_TEST_PG_URL)"),
+]
+
+TENANT_TABLES = [
+    "agencies", "clients", "users", "memberships", "client_assignments", "audit_events",
+    "api_keys", "user_sessions", "invitations", "job_outbox", "outbound_emails",
+]
+
+
+def _key(table: str) -> str:
+    return "id" if table == "agencies" else "agency_id"
+
+
+async def _as_app(conn, agency=None, clients=None):
+    await conn.execute(
+        text("SELECT set_config('role', 'switchboard_app', true), "
+             "set_config('app.agency_id', :a, true), set_config('app.client_ids', :c, true)"),
+        {"a": str(agency) if agency else "", "c": clients or ""},
+    )
+
+
+async def _two_agencies(make_agency, make_client):
+    a, b = await make_agency(), await make_agency()
+    for ag in (a, b):
+        await make_client(ag, legal_name="One")
+        await make_client(ag, legal_name="Two")
+    return a, b
+
+
+async def test_every_tenant_table_forces_rls_and_app_role_is_restricted(client):
+    from services.kit.db import get_engine
+    from services.models_registry import metadata
+
+    assert sorted(TENANT_TABLES) == sorted(metadata.tables), "a table is missing from the suite"
+    async with get_engine().connect() as conn:
+        rows = (await conn.execute(text(
+            "SELECT relname, relrowsecurity, relforcerowsecurity, pg_get_userbyid(relowner) "
+            "FROM pg_class WHERE relname = ANY(:t) AND relkind = 'r'"), {"t": TENANT_TABLES})).all()
+        assert {r[0] for r in rows} == set(TENANT_TABLES)
+        assert all(r[1] and r[2] for r in rows), [r for r in rows if not (r[1] and r[2])]
+        assert all(r[3] != "switchboard_app" for r in rows)
+        role = (await conn.execute(text(
+            "SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles "
+            "WHERE rolname = 'switchboard_app'"))).one()
+        assert tuple(role) == (False, False, False)
+
+
+async def test_app_role_with_agency_a_sees_nothing_of_b(client, make_agency, make_client):
+    from services.kit.db import get_engine
+
+    a, b = await _two_agencies(make_agency, make_client)
+    async with get_engine().connect() as conn, conn.begin():
+        await _as_app(conn, a.id)
+        for table in TENANT_TABLES:
+            foreign = (await conn.execute(
+                text(f"SELECT count(*) FROM {table} WHERE {_key(table)} <> :a"),
+                {"a": a.id})).scalar_one()
+            assert foreign == 0, table
+        mine = (await conn.execute(text("SELECT count(*) FROM clients"))).scalar_one()
+        assert mine == 2
+        with pytest.raises(DBAPIError):  # WITH CHECK: cannot write into another tenant
+            async with conn.begin_nested():
+                await conn.execute(text(
+                    "INSERT INTO clients (agency_id, id, legal_name, display_name, timezone, "
+                    "categories, hours, lifecycle_stage, lifecycle_changed_at, created_at, "
+                    "updated_at) VALUES (:b, gen_random_uuid(), 'x', 'x', 'UTC', '[]', '{}', "
+                    "'prospect', now(), now(), now())"), {"b": b.id})
+
+
+async def test_no_agency_set_sees_zero_rows(client, make_agency, make_client):
+    from services.kit.db import get_engine
+
+    await _two_agencies(make_agency, make_client)
+    async with get_engine().connect() as conn, conn.begin():
+        await _as_app(conn, None)
+        for table in TENANT_TABLES:
+            assert (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one() == 0
+
+
+async def test_audit_log_is_append_only_for_the_app(client, make_agency, make_client):
+    from services.kit.db import get_engine
+
+    a, _ = await _two_agencies(make_agency, make_client)
+    async with get_engine().connect() as conn:
+        for stmt in ("UPDATE audit_events SET action = 'x'", "DELETE FROM audit_events"):
+            with pytest.raises(DBAPIError, match="permission denied"):
+                async with conn.begin():
+                    await _as_app(conn, a.id)
+                    await conn.execute(text(stmt))
+
+
+async def test_client_scope_is_enforced_by_rls_too(client, make_agency, make_client):
+    from services.kit import ids
+    from services.kit.db import get_engine
+
+    agency = await make_agency()
+    x = await make_client(agency, legal_name="X")
+    await make_client(agency, legal_name="Y")
+    x_id = ids.decode("cli", x["id"])
+    async with get_engine().connect() as conn, conn.begin():
+        await _as_app(conn, agency.id, "{" + str(x_id) + "}")
+        names = (await conn.execute(text("SELECT display_name FROM clients"))).scalars().all()
+        assert names == ["X"]
+        # the owner has no membership on X: client-scoped sessions do not see agency staff
+        assert (await conn.execute(text("SELECT count(*) FROM users"))).scalar_one() == 0
+        assert (await conn.execute(text(
+            "SELECT count(*) FROM audit_events WHERE client_id IS NULL"))).scalar_one() == 0
+
+
+async def test_pooled_connection_keeps_no_tenant_after_error(client, make_agency, make_client):
+    """One pooled connection: tenant A, an exception mid-transaction, then reuse with no
+    tenant and with tenant B, plus a session-level SET injected on purpose."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from services.settings import get_settings
+
+    a, b = await _two_agencies(make_agency, make_client)
+    engine = create_async_engine(get_settings().async_database_url, pool_size=1, max_overflow=0)
+    try:
+        with pytest.raises(DBAPIError):
+            async with engine.connect() as conn, conn.begin():
+                await _as_app(conn, a.id)
+                assert (await conn.execute(text("SELECT count(*) FROM clients"))).scalar_one() == 2
+                await conn.execute(text("SELECT 1/0"))
+        async with engine.connect() as conn:
+            pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            state = (await conn.execute(text(
+                "SELECT current_user, current_setting('app.agency_id', true)"))).one()
+            assert state[0] != "switchboard_app" and not state[1]
+            await conn.commit()
+            async with conn.begin():
+                await _as_app(conn, None)
+                assert (await conn.execute(text("SELECT count(*) FROM clients"))).scalar_one() == 0
+            # someone sets the tenant at session level: the per-transaction setting wins
+            await conn.execute(text(f"SET app.agency_id = '{a.id}'"))
+            await conn.commit()
+            async with conn.begin():
+                await _as_app(conn, b.id)
+                ids = (await conn.execute(text("SELECT DISTINCT agency_id FROM clients"))).scalars().all()
+                assert [str(i) for i in ids] == [str(b.id)]
+                assert (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one() == pid
+    finally:
+        await engine.dispose()
+
+
+async def test_orm_sessions_run_as_the_app_role(client, make_agency):
+    """The application's own sessions drop to the restricted role in every transaction."""
+    from services.kit.db import unit_of_work
+    from tenants.context import TenantContext
+    from tenants.scoping import set_tenant
+
+    a = await make_agency()
+    async with unit_of_work() as session:
+        await set_tenant(session, TenantContext.for_agency(a.id))
+        row = (await session.execute(text(
+            "SELECT current_user, current_setting('app.agency_id', true)"))).one()
+    assert row[0] == "switchboard_app" and row[1] == str(a.id)
