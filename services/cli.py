@@ -21,6 +21,15 @@ app.add_typer(agency_app, name="agency")
 app.add_typer(apikey_app, name="apikey")
 
 
+@app.callback()
+def _main() -> None:
+    """Logs go to stderr (JSON unless SWITCHBOARD_LOG_JSON=false); stdout is for results."""
+    from services.kit.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+
+
 def _fail(message: str, code: int = 1) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)

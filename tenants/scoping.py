@@ -77,6 +77,7 @@ async def unscoped(session: AsyncSession, reason: str) -> AsyncIterator[AsyncSes
     await set_tenant(session, TenantContext(agency_id=None, unscoped_reason=reason))
     try:
         yield session
+        await session.flush()  # writes made here are flushed under the bypass they were made in
     finally:
         if previous is None:
             session.info.pop(TENANT_KEY, None)

@@ -186,8 +186,7 @@ class EdgeMiddleware:
     @staticmethod
     def _observe(scope: Scope, status: int, start: float) -> None:
         elapsed = time.perf_counter() - start
-        route = scope.get("route")
-        template = getattr(route, "path", None) or "unmatched"
+        template = _route_template(scope)
         method = scope.get("method", "")
         REQUESTS.labels(method, template, str(status)).inc()
         LATENCY.labels(method, template).observe(elapsed)
@@ -195,6 +194,23 @@ class EdgeMiddleware:
             "http.request", method=method, path=scope.get("path"), route=template,
             status=status, ms=round(elapsed * 1000, 2),
         )
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched path template (`/api/v1/clients/{client_id}`), never the raw path, so
+    metrics keep a bounded label set. FastAPI ≥0.16x nests included routers; its effective
+    route context carries the full template."""
+    try:
+        from fastapi import routing as fr
+
+        ctx = fr._get_scope_effective_route_context(scope)
+        template = getattr(ctx, "path_format", None) if ctx is not None else None
+        if template:
+            return str(template)
+    except AttributeError:
+        pass
+    route = scope.get("route")
+    return str(getattr(route, "path_format", None) or getattr(route, "path", None) or "unmatched")
 
 
 class _BodyTooLarge(Exception):

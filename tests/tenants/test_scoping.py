@@ -1,0 +1,87 @@
+"""The first wall: fail-closed ORM scoping, on every backend."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, update
+
+from services.kit.errors import TenantScopeMissing
+
+
+async def test_query_without_tenant_is_refused(client):
+    from services.kit.db import unit_of_work
+    from tenants.models import Client
+
+    with pytest.raises(TenantScopeMissing):
+        async with unit_of_work() as session:
+            await session.execute(select(Client))
+    with pytest.raises(TenantScopeMissing):
+        async with unit_of_work() as session:
+            await session.execute(update(Client).values(notes="x"))
+
+
+async def test_orm_filter_hides_other_agencies_and_clients(client, make_agency, make_client):
+    from services.kit import ids
+    from services.kit.db import unit_of_work
+    from tenants.context import TenantContext
+    from tenants.models import Agency, AuditEvent, Client
+    from tenants.scoping import set_tenant, unscoped
+
+    a, b = await make_agency(), await make_agency()
+    x = await make_client(a, legal_name="X")
+    await make_client(a, legal_name="Y")
+    await make_client(b, legal_name="B's")
+    async with unit_of_work() as session:
+        await set_tenant(session, TenantContext.for_agency(a.id))
+        names = sorted((await session.execute(select(Client.display_name))).scalars())
+        assert names == ["X", "Y"]
+        assert [g.id for g in (await session.execute(select(Agency))).scalars()] == [a.id]
+        # joins and aliases are filtered too
+        joined = (await session.execute(
+            select(Client.display_name).join(Agency, Agency.id == Client.agency_id)
+        )).scalars().all()
+        assert sorted(joined) == ["X", "Y"]
+        await set_tenant(session, TenantContext.for_agency(
+            a.id, frozenset({ids.decode("cli", x["id"])})))
+        assert (await session.execute(select(Client.display_name))).scalars().all() == ["X"]
+        events = (await session.execute(select(AuditEvent))).scalars().all()
+        assert events and all(e.client_id == ids.decode("cli", x["id"]) for e in events)
+        async with unscoped(session, "test: operator view"):
+            total = (await session.execute(select(Client.agency_id))).scalars().all()
+            assert {a.id, b.id} <= set(total)
+
+
+async def test_cross_tenant_write_is_refused(client, make_agency):
+    from services.kit.db import unit_of_work
+    from tenants.context import TenantContext
+    from tenants.models import Client
+    from tenants.scoping import set_tenant
+
+    a, b = await make_agency(), await make_agency()
+    with pytest.raises(TenantScopeMissing):
+        async with unit_of_work() as session:
+            await set_tenant(session, TenantContext.for_agency(a.id))
+            session.add(Client(agency_id=b.id, legal_name="x", display_name="x"))
+            await session.flush()
+
+
+async def test_tenant_scope_bug_is_a_generic_500_for_clients(client):
+    """If a handler ever forgot its tenant, the caller sees a plain 500 with no detail."""
+    from fastapi import FastAPI
+
+    from services.kit.web import install_error_handlers
+
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise TenantScopeMissing("ORM statement with no tenant in scope")
+
+    import httpx
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://t") as c:
+        resp = await c.get("/boom")
+    assert resp.status_code == 500
+    assert "tenant" not in resp.text
