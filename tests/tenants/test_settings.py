@@ -6,7 +6,8 @@ from pydantic import ValidationError
 from services.settings import Settings
 
 
-def test_urls_pick_their_drivers(tmp_path):
+def test_urls_pick_their_drivers(tmp_path, monkeypatch):
+    monkeypatch.delenv("SWITCHBOARD_DATABASE_URL", raising=False)
     pg = Settings(database_url="postgresql://u@h:5432/db", var_dir=tmp_path)
     assert pg.is_postgres
     assert pg.async_database_url.drivername == "postgresql+asyncpg"
