@@ -41,12 +41,12 @@ def db_upgrade(revision: str = "head") -> None:
     from infra.migrate import upgrade
 
     upgrade(revision)
-    typer.echo(f"database at {revision} ({get_settings().url.render_as_string(hide_password=True)})")
+    typer.echo(
+        f"database at {revision} ({get_settings().url.render_as_string(hide_password=True)})"
+    )
 
 
-async def _create_agency(
-    slug: str, name: str, email: str, password: str | None
-) -> dict[str, Any]:
+async def _create_agency(slug: str, name: str, email: str, password: str | None) -> dict[str, Any]:
     import tenants  # noqa: F401
     from services.agencies import service
     from services.agencies.schemas import AgencyCreate
@@ -110,8 +110,12 @@ async def _create_key(slug: str, name: str) -> dict[str, Any]:
         if agency is None:
             raise NotFound(f"no agency with slug {slug!r}")
         principal = Principal(
-            kind="operator", agency_id=agency.id, agency_slug=agency.slug,
-            role=Role.AGENCY_OWNER, permissions=frozenset(), label="platform operator (CLI)",
+            kind="operator",
+            agency_id=agency.id,
+            agency_slug=agency.slug,
+            role=Role.AGENCY_OWNER,
+            permissions=frozenset(),
+            label="platform operator (CLI)",
         )
         await scope_to(session, principal)
         key, raw = await identity.create_api_key(session, principal, name=name)
@@ -144,8 +148,14 @@ def serve(
     import uvicorn
 
     uvicorn.run(
-        "services.app:create_app", factory=True, host=host, port=port, workers=workers,
-        access_log=False, proxy_headers=True, log_level=get_settings().log_level.lower(),
+        "services.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        proxy_headers=True,
+        log_level=get_settings().log_level.lower(),
     )
 
 
@@ -160,8 +170,17 @@ def worker(
     from services.worker import celery_app
 
     celery_app.worker_main(
-        ["worker", "--loglevel", get_settings().log_level, "--concurrency", str(concurrency),
-         "--queues", queues, "--without-gossip", "--without-mingle"]
+        [
+            "worker",
+            "--loglevel",
+            get_settings().log_level,
+            "--concurrency",
+            str(concurrency),
+            "--queues",
+            queues,
+            "--without-gossip",
+            "--without-mingle",
+        ]
     )
 
 

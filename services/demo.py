@@ -26,29 +26,73 @@ STAFF = "sam@northwind.example"
 CLIENT_OWNER = "maria@bellavista.example"
 
 CLIENTS: list[dict[str, Any]] = [
-    {"legal_name": "Bella Vista Bistro SARL", "display_name": "Bella Vista Bistro",
-     "email": "hello@bellavista.example", "phone": "+33 1 42 68 53 00",
-     "website": "bellavista.example", "street": "12 Rue de Lyon", "city": "Paris",
-     "postal_code": "75012", "country": "FR", "timezone": "Europe/Paris",
-     "categories": ["restaurant", "italian"], "lifecycle_stage": "active",
-     "hours": {"tue": ["12:00-14:30", "19:00-23:00"], "sat": ["12:00-23:00"]}},
-    {"legal_name": "Harbor Lane Florist LLC", "display_name": "Harbor Lane Florist",
-     "email": "orders@harborlane.example", "phone": "+1 207 555 0134", "city": "Portland",
-     "region": "ME", "country": "US", "timezone": "America/New_York",
-     "categories": ["florist", "ecommerce"], "lifecycle_stage": "active"},
-    {"legal_name": "Summit Physio Ltd", "display_name": "Summit Physiotherapy",
-     "email": "frontdesk@summitphysio.example", "phone": "+44 20 7946 0321",
-     "city": "London", "country": "GB", "timezone": "Europe/London",
-     "categories": ["health", "clinic"], "lifecycle_stage": "onboarding"},
-    {"legal_name": "Copper Kettle Coffee Co.", "display_name": "Copper Kettle Coffee",
-     "city": "Austin", "region": "TX", "country": "US", "timezone": "America/Chicago",
-     "categories": ["cafe"], "lifecycle_stage": "prospect"},
-    {"legal_name": "Nordlys Yoga AS", "display_name": "Nordlys Yoga", "city": "Oslo",
-     "country": "NO", "timezone": "Europe/Oslo", "categories": ["fitness"],
-     "lifecycle_stage": "paused"},
-    {"legal_name": "Greenfield Hardware Inc.", "display_name": "Greenfield Hardware",
-     "city": "Denver", "region": "CO", "country": "US", "timezone": "America/Denver",
-     "categories": ["retail"], "lifecycle_stage": "churned"},
+    {
+        "legal_name": "Bella Vista Bistro SARL",
+        "display_name": "Bella Vista Bistro",
+        "email": "hello@bellavista.example",
+        "phone": "+33 1 42 68 53 00",
+        "website": "bellavista.example",
+        "street": "12 Rue de Lyon",
+        "city": "Paris",
+        "postal_code": "75012",
+        "country": "FR",
+        "timezone": "Europe/Paris",
+        "categories": ["restaurant", "italian"],
+        "lifecycle_stage": "active",
+        "hours": {"tue": ["12:00-14:30", "19:00-23:00"], "sat": ["12:00-23:00"]},
+    },
+    {
+        "legal_name": "Harbor Lane Florist LLC",
+        "display_name": "Harbor Lane Florist",
+        "email": "orders@harborlane.example",
+        "phone": "+1 207 555 0134",
+        "city": "Portland",
+        "region": "ME",
+        "country": "US",
+        "timezone": "America/New_York",
+        "categories": ["florist", "ecommerce"],
+        "lifecycle_stage": "active",
+    },
+    {
+        "legal_name": "Summit Physio Ltd",
+        "display_name": "Summit Physiotherapy",
+        "email": "frontdesk@summitphysio.example",
+        "phone": "+44 20 7946 0321",
+        "city": "London",
+        "country": "GB",
+        "timezone": "Europe/London",
+        "categories": ["health", "clinic"],
+        "lifecycle_stage": "onboarding",
+    },
+    {
+        "legal_name": "Copper Kettle Coffee Co.",
+        "display_name": "Copper Kettle Coffee",
+        "city": "Austin",
+        "region": "TX",
+        "country": "US",
+        "timezone": "America/Chicago",
+        "categories": ["cafe"],
+        "lifecycle_stage": "prospect",
+    },
+    {
+        "legal_name": "Nordlys Yoga AS",
+        "display_name": "Nordlys Yoga",
+        "city": "Oslo",
+        "country": "NO",
+        "timezone": "Europe/Oslo",
+        "categories": ["fitness"],
+        "lifecycle_stage": "paused",
+    },
+    {
+        "legal_name": "Greenfield Hardware Inc.",
+        "display_name": "Greenfield Hardware",
+        "city": "Denver",
+        "region": "CO",
+        "country": "US",
+        "timezone": "America/Denver",
+        "categories": ["retail"],
+        "lifecycle_stage": "churned",
+    },
 ]
 
 
@@ -61,16 +105,24 @@ async def seed() -> dict[str, Any]:
         if agency is None:
             made = await agency_service.onboard(
                 session,
-                AgencyCreate(slug=SLUG, name="Northwind Digital", admin_email=OWNER,
-                             admin_name="Olivia Owner", admin_password=PASSWORD),
+                AgencyCreate(
+                    slug=SLUG,
+                    name="Northwind Digital",
+                    admin_email=OWNER,
+                    admin_name="Olivia Owner",
+                    admin_password=PASSWORD,
+                ),
             )
             agency = made.agency
             agency.support_email = "support@northwind.example"
             owner = Principal(
-                kind="user", agency_id=agency.id, agency_slug=agency.slug,
+                kind="user",
+                agency_id=agency.id,
+                agency_slug=agency.slug,
                 role=Role.AGENCY_OWNER,
                 permissions=ROLE_PERMISSIONS[Role.AGENCY_OWNER],
-                user_id=made.owner.id, label=OWNER,
+                user_id=made.owner.id,
+                label=OWNER,
             )
             await scope_to(session, owner)
             staff = await identity.create_user(
@@ -87,18 +139,32 @@ async def seed() -> dict[str, Any]:
             client_user = await identity.create_user(
                 session, agency.id, email=CLIENT_OWNER, name="Maria Rossi", password=PASSWORD
             )
-            session.add(Membership(agency_id=agency.id, user_id=client_user.id,
-                                   role=Role.CLIENT_OWNER, client_id=views[0].client.id))
+            session.add(
+                Membership(
+                    agency_id=agency.id,
+                    user_id=client_user.id,
+                    role=Role.CLIENT_OWNER,
+                    client_id=views[0].client.id,
+                )
+            )
             await session.flush()
         principal = Principal(
-            kind="operator", agency_id=agency.id, agency_slug=agency.slug,
-            role=Role.AGENCY_OWNER, permissions=frozenset(), label="demo seed",
+            kind="operator",
+            agency_id=agency.id,
+            agency_slug=agency.slug,
+            role=Role.AGENCY_OWNER,
+            permissions=frozenset(),
+            label="demo seed",
         )
         await scope_to(session, principal)
         _, raw = await identity.create_api_key(session, principal, name="Demo key")
         owner_user = await identity_repo.user_by_email(session, OWNER)
     return {
-        "slug": SLUG, "api_key": raw, "owner_email": owner_user.email if owner_user else OWNER,
-        "staff_email": STAFF, "client_email": CLIENT_OWNER, "client_name": CLIENTS[0]["display_name"],
+        "slug": SLUG,
+        "api_key": raw,
+        "owner_email": owner_user.email if owner_user else OWNER,
+        "staff_email": STAFF,
+        "client_email": CLIENT_OWNER,
+        "client_name": CLIENTS[0]["display_name"],
         "password": PASSWORD,
     }

@@ -90,7 +90,9 @@ TaskFn = Callable[..., Awaitable[None]]
 _REGISTRY: dict[str, TaskFn] = {}
 
 
-async def _run_job(name: str, fn: TaskFn, job_id: str, agency_id: str, kwargs: dict[str, Any]) -> None:
+async def _run_job(
+    name: str, fn: TaskFn, job_id: str, agency_id: str, kwargs: dict[str, Any]
+) -> None:
     aid = uuid.UUID(agency_id)
     async with unit_of_work() as session:
         await set_tenant(
@@ -159,17 +161,21 @@ async def sweep_outbox() -> int:
     async with unit_of_work() as session:
         async with unscoped(session, "outbox sweeper: re-publish uncompleted jobs of all agencies"):
             rows = (
-                await session.execute(
-                    select(JobOutbox)
-                    .where(
-                        JobOutbox.completed_at.is_(None),
-                        JobOutbox.created_at < cutoff,
-                        JobOutbox.published_count < MAX_PUBLISHES,
+                (
+                    await session.execute(
+                        select(JobOutbox)
+                        .where(
+                            JobOutbox.completed_at.is_(None),
+                            JobOutbox.created_at < cutoff,
+                            JobOutbox.published_count < MAX_PUBLISHES,
+                        )
+                        .order_by(JobOutbox.created_at)
+                        .limit(500)
                     )
-                    .order_by(JobOutbox.created_at)
-                    .limit(500)
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             pending = []
             for job in rows:
                 if job.last_published_at and job.last_published_at > cutoff:

@@ -15,8 +15,8 @@ from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from services.kit.types import jsonable
 from services.kit.models import TenantModel
+from services.kit.types import jsonable
 from tenants.context import TenantContext
 from tenants.models import Agency, AuditEvent
 from tenants.principal import Principal
@@ -83,8 +83,11 @@ def _changes(obj: Any, exclude: frozenset[str]) -> dict[str, Any]:
 def record_flush(session: Session) -> None:
     actor: dict[str, Any] | None = None
     events: list[AuditEvent] = []
-    for verb, objs in (("created", session.new), ("updated", session.dirty),
-                       ("deleted", session.deleted)):
+    for verb, objs in (
+        ("created", session.new),
+        ("updated", session.dirty),
+        ("deleted", session.deleted),
+    ):
         for obj in list(objs):
             if isinstance(obj, AuditEvent):
                 continue

@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 from sqlalchemy import Column, ForeignKeyConstraint, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from services.kit.types import enum_type, JSONType, UTCDateTime, utcnow
 from services.kit.models import TenantModel, Timestamped
+from services.kit.types import JSONType, UTCDateTime, enum_type, utcnow
 from tenants.roles import Role
 
 
@@ -83,7 +83,9 @@ class Client(TenantModel, Timestamped, table=True):
     categories: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
     hours: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
     notes: str | None = Field(default=None, max_length=5000)
-    lifecycle_stage: LifecycleStage = Field(default=LifecycleStage.PROSPECT, sa_type=enum_type(LifecycleStage))
+    lifecycle_stage: LifecycleStage = Field(
+        default=LifecycleStage.PROSPECT, sa_type=enum_type(LifecycleStage)
+    )
     lifecycle_changed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

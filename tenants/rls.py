@@ -52,7 +52,8 @@ def enable_tenant_rls_sql(
         f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
         f"CREATE POLICY tenant_isolation ON {table} TO {app_role} "
         f"USING ({tenant_column} = {AGENCY_EXPR}) WITH CHECK ({tenant_column} = {AGENCY_EXPR})",
-        f"CREATE POLICY operator_access ON {table} TO {operator_role} USING (true) WITH CHECK (true)",
+        f"CREATE POLICY operator_access ON {table} TO {operator_role} "
+        "USING (true) WITH CHECK (true)",
         f"GRANT {app_grants} ON {table} TO {app_role}",
         f"GRANT {operator_grants} ON {table} TO {operator_role}",
     ]

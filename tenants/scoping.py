@@ -14,9 +14,9 @@
 from __future__ import annotations
 
 import uuid
-from functools import cache
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import cache
 from typing import Any
 
 import structlog
@@ -27,9 +27,9 @@ from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, with_lo
 
 from services.kit.db import AppSession
 from services.kit.errors import TenantScopeMissing
+from services.kit.models import TenantModel
 from services.settings import get_settings
 from tenants import audit
-from services.kit.models import TenantModel
 from tenants.context import TenantContext
 from tenants.models import Agency, Membership, User
 from tenants.principal import Principal
@@ -190,7 +190,8 @@ def _guard_flush(session: Session, _ctx: Any, _instances: Any) -> None:
             value: uuid.UUID | None = getattr(obj, col) if col else None
             if value is not None and not ctx.allows_client(value):
                 raise TenantScopeMissing(f"write to {type(obj).__name__} outside client scope")
-        elif isinstance(obj, Agency):
-            if ctx is None or (not ctx.is_unscoped and obj.id != ctx.agency_id):
-                raise TenantScopeMissing("write to another agency")
+        elif isinstance(obj, Agency) and (
+            ctx is None or (not ctx.is_unscoped and obj.id != ctx.agency_id)
+        ):
+            raise TenantScopeMissing("write to another agency")
     audit.record_flush(session)

@@ -109,7 +109,7 @@ class Mailbox:
     def __init__(self) -> None:
         self.messages: list[dict[str, str]] = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802  (aiosmtpd API)
+    async def handle_DATA(self, server, session, envelope):
         from email import message_from_bytes
         from email.policy import default
 
@@ -151,10 +151,26 @@ def celery_worker_process(mailbox):
     celery_app.control.purge()
     log = open(_TMP / "worker.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "services.worker:celery_app", "worker",
-         "--loglevel", "INFO", "--concurrency", "2", "--without-gossip", "--without-mingle",
-         "-n", f"test-{os.getpid()}@%h"],
-        cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "services.worker:celery_app",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            "2",
+            "--without-gossip",
+            "--without-mingle",
+            "-n",
+            f"test-{os.getpid()}@%h",
+        ],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -226,8 +242,13 @@ def make_agency(client, operator_headers):
         resp = await client.post(
             "/api/v1/agencies",
             headers=operator_headers,
-            json={"slug": slug, "name": name, "admin_email": f"owner@{slug}.example",
-                  "admin_name": "Owner", "admin_password": password},
+            json={
+                "slug": slug,
+                "name": name,
+                "admin_email": f"owner@{slug}.example",
+                "admin_name": "Owner",
+                "admin_password": password,
+            },
         )
         assert resp.status_code == 201, resp.text
         return AgencyHandle(resp.json(), password)

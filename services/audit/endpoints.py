@@ -20,8 +20,14 @@ from tenants.roles import Permission
 router = APIRouter(tags=["audit"])
 AuditRead = Authorized(Permission.AUDIT_READ)
 
-_PREFIX = {"client": "cli", "user": "usr", "membership": "mem", "api_key": "key",
-           "invitation": "inv", "agency": "agy"}
+_PREFIX = {
+    "client": "cli",
+    "user": "usr",
+    "membership": "mem",
+    "api_key": "key",
+    "invitation": "inv",
+    "agency": "agy",
+}
 
 
 class AuditEventOut(Output):
@@ -40,13 +46,23 @@ class AuditEventOut(Output):
     @classmethod
     def of(cls, e: AuditEvent) -> AuditEventOut:
         prefix = _PREFIX.get(e.target_type)
-        target = ids.encode(prefix, e.target_id) if prefix and e.target_id else (
-            str(e.target_id) if e.target_id else None)
+        target = (
+            ids.encode(prefix, e.target_id)
+            if prefix and e.target_id
+            else (str(e.target_id) if e.target_id else None)
+        )
         return cls(
-            id=ids.encode("aud", e.id), occurred_at=e.occurred_at, actor_type=e.actor_type,
-            actor_label=e.actor_label, action=e.action, target_type=e.target_type,
-            target_id=target, client_id=ids.encode("cli", e.client_id) if e.client_id else None,
-            data=e.data, request_id=e.request_id, ip=e.ip,
+            id=ids.encode("aud", e.id),
+            occurred_at=e.occurred_at,
+            actor_type=e.actor_type,
+            actor_label=e.actor_label,
+            action=e.action,
+            target_type=e.target_type,
+            target_id=target,
+            client_id=ids.encode("cli", e.client_id) if e.client_id else None,
+            data=e.data,
+            request_id=e.request_id,
+            ip=e.ip,
         )
 
 
@@ -80,8 +96,9 @@ async def list_audit_events(
         except (TypeError, ValueError):
             raise ValidationFailed("the cursor is not valid", field="cursor") from None
         stmt = stmt.where(
-            or_(AuditEvent.occurred_at < at,
-                (AuditEvent.occurred_at == at) & (AuditEvent.id < last))
+            or_(
+                AuditEvent.occurred_at < at, (AuditEvent.occurred_at == at) & (AuditEvent.id < last)
+            )
         )
     rows = list((await session.execute(stmt.limit(limit + 1))).scalars().all())
     more = len(rows) > limit

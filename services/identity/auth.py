@@ -44,6 +44,6 @@ def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal
     return dependency
 
 
-def Authorized(permission: Permission) -> object:  # noqa: N802  (reads like a type)
+def Authorized(permission: Permission) -> object:
     """`principal: Authorized(Permission.X)` in a handler signature."""
     return Annotated[Principal, Depends(require(permission))]

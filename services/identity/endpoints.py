@@ -85,7 +85,10 @@ async def get_user(user_id: str, principal: UsersRead, session: DBSession) -> Us
 
 @router.patch("/users/{user_id}", response_model=UserOut, name="users_update")
 async def update_user(
-    user_id: str, body: UserUpdate, principal: UsersManage, session: DBSession  # type: ignore[valid-type]
+    user_id: str,
+    body: UserUpdate,
+    principal: UsersManage,
+    session: DBSession,  # type: ignore[valid-type]
 ) -> UserOut:
     uid = path_id("usr", user_id, "user")
     user = await repo.user(session, uid)
@@ -103,9 +106,13 @@ async def update_user(
 # ---- memberships ---------------------------------------------------------------------------
 
 
-@router.post("/memberships", status_code=201, response_model=MembershipOut, name="memberships_create")
+@router.post(
+    "/memberships", status_code=201, response_model=MembershipOut, name="memberships_create"
+)
 async def create_membership(
-    body: MembershipCreate, principal: UsersManage, session: DBSession  # type: ignore[valid-type]
+    body: MembershipCreate,
+    principal: UsersManage,
+    session: DBSession,  # type: ignore[valid-type]
 ) -> MembershipOut:
     m = await service.add_membership(
         session,
@@ -117,9 +124,14 @@ async def create_membership(
     return MembershipOut.of(m)
 
 
-@router.patch("/memberships/{membership_id}", response_model=MembershipOut, name="memberships_update")
+@router.patch(
+    "/memberships/{membership_id}", response_model=MembershipOut, name="memberships_update"
+)
 async def update_membership(
-    membership_id: str, body: MembershipUpdate, principal: UsersManage, session: DBSession  # type: ignore[valid-type]
+    membership_id: str,
+    body: MembershipUpdate,
+    principal: UsersManage,
+    session: DBSession,  # type: ignore[valid-type]
 ) -> MembershipOut:
     mid = path_id("mem", membership_id, "membership")
     return MembershipOut.of(await service.change_membership(session, principal, mid, body.role))
@@ -127,7 +139,9 @@ async def update_membership(
 
 @router.delete("/memberships/{membership_id}", status_code=204, name="memberships_delete")
 async def delete_membership(
-    membership_id: str, principal: UsersManage, session: DBSession  # type: ignore[valid-type]
+    membership_id: str,
+    principal: UsersManage,
+    session: DBSession,  # type: ignore[valid-type]
 ) -> Response:
     await service.remove_membership(session, principal, path_id("mem", membership_id, "membership"))
     return Response(status_code=204)
@@ -136,9 +150,13 @@ async def delete_membership(
 # ---- invitations ---------------------------------------------------------------------------
 
 
-@router.post("/invitations", status_code=201, response_model=InvitationCreated, name="invitations_create")
+@router.post(
+    "/invitations", status_code=201, response_model=InvitationCreated, name="invitations_create"
+)
 async def create_invitation(
-    body: InvitationCreate, principal: UsersInvite, session: DBSession  # type: ignore[valid-type]
+    body: InvitationCreate,
+    principal: UsersInvite,
+    session: DBSession,  # type: ignore[valid-type]
 ) -> InvitationCreated:
     issued = await service.invite(
         session,
@@ -160,7 +178,9 @@ async def list_invitations(principal: UsersInvite, session: DBSession) -> list[I
 
 
 @router.get("/invitations/{invitation_id}", response_model=InvitationOut, name="invitations_get")
-async def get_invitation(invitation_id: str, principal: UsersInvite, session: DBSession) -> InvitationOut:  # type: ignore[valid-type]
+async def get_invitation(
+    invitation_id: str, principal: UsersInvite, session: DBSession
+) -> InvitationOut:  # type: ignore[valid-type]
     inv = await repo.invitation(session, path_id("inv", invitation_id, "invitation"))
     if inv is None:
         raise NotFound("no such invitation")
@@ -168,7 +188,9 @@ async def get_invitation(invitation_id: str, principal: UsersInvite, session: DB
 
 
 @router.delete("/invitations/{invitation_id}", status_code=204, name="invitations_revoke")
-async def revoke_invitation(invitation_id: str, principal: UsersInvite, session: DBSession) -> Response:  # type: ignore[valid-type]
+async def revoke_invitation(
+    invitation_id: str, principal: UsersInvite, session: DBSession
+) -> Response:  # type: ignore[valid-type]
     await service.revoke_invitation(session, principal, path_id("inv", invitation_id, "invitation"))
     return Response(status_code=204)
 
@@ -177,7 +199,9 @@ async def revoke_invitation(invitation_id: str, principal: UsersInvite, session:
 
 
 @router.post("/api-keys", status_code=201, response_model=ApiKeyCreated, name="api_keys_create")
-async def create_api_key(body: ApiKeyCreate, principal: ApiKeysManage, session: DBSession) -> ApiKeyCreated:  # type: ignore[valid-type]
+async def create_api_key(
+    body: ApiKeyCreate, principal: ApiKeysManage, session: DBSession
+) -> ApiKeyCreated:  # type: ignore[valid-type]
     key, raw = await service.create_api_key(
         session,
         principal,

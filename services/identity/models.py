@@ -9,8 +9,8 @@ from typing import ClassVar
 from sqlalchemy import ForeignKeyConstraint, Index
 from sqlmodel import Field
 
-from services.kit.types import enum_type, UTCDateTime, utcnow
 from services.kit.models import TenantModel
+from services.kit.types import UTCDateTime, enum_type, utcnow
 from tenants.roles import Role
 
 

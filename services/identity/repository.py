@@ -14,7 +14,9 @@ from tenants.models import Agency, ClientAssignment, Membership, User
 
 
 async def agency(session: AsyncSession, agency_id: uuid.UUID) -> Agency | None:
-    return (await session.execute(select(Agency).where(Agency.id == agency_id))).scalar_one_or_none()
+    return (
+        await session.execute(select(Agency).where(Agency.id == agency_id))
+    ).scalar_one_or_none()
 
 
 async def api_key_by_hash(session: AsyncSession, key_hash: str) -> ApiKey | None:

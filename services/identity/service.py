@@ -292,8 +292,10 @@ async def remove_membership(
 async def _keep_an_owner(session: AsyncSession, leaving: Membership) -> None:
     from sqlalchemy import func, select
 
-    stmt = select(func.count()).select_from(Membership).where(
-        Membership.role == Role.AGENCY_OWNER, Membership.id != leaving.id
+    stmt = (
+        select(func.count())
+        .select_from(Membership)
+        .where(Membership.role == Role.AGENCY_OWNER, Membership.id != leaving.id)
     )
     if (await session.execute(stmt)).scalar_one() == 0:
         raise Conflict("an agency must keep at least one owner")
@@ -489,7 +491,10 @@ async def sign_out(session: AsyncSession, principal: Principal) -> None:
         row.revoked_at = utcnow()
     assert principal.agency_id is not None
     audit.record(
-        session, "auth.logout", agency_id=principal.agency_id, target_type="user",
+        session,
+        "auth.logout",
+        agency_id=principal.agency_id,
+        target_type="user",
         target_id=principal.user_id,
     )
     await session.flush()
@@ -499,12 +504,16 @@ async def revoke_user_sessions(session: AsyncSession, user_id: uuid.UUID) -> int
     from sqlalchemy import select
 
     rows = (
-        await session.execute(
-            select(UserSession).where(
-                UserSession.user_id == user_id, UserSession.revoked_at.is_(None)
+        (
+            await session.execute(
+                select(UserSession).where(
+                    UserSession.user_id == user_id, UserSession.revoked_at.is_(None)
+                )
             )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     now = utcnow()
     for row in rows:
         row.revoked_at = now

@@ -25,6 +25,10 @@ async def deliver_invitation(session: AsyncSession, invitation_id: str, url: str
         f"The link works once and expires on {inv.expires_at:%Y-%m-%d %H:%M} UTC.\n"
     )
     await mail.send(
-        session, inv.agency_id, to=inv.email, subject=f"{agency_name} invited you to Switchboard",
-        body=body, sender_name=agency_name,
+        session,
+        inv.agency_id,
+        to=inv.email,
+        subject=f"{agency_name} invited you to Switchboard",
+        body=body,
+        sender_name=agency_name,
     )

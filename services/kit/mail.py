@@ -63,7 +63,10 @@ async def send(
     msg["Message-ID"] = make_msgid(domain="switchboard.local")
     msg.set_content(body)
     row = OutboundEmail(
-        agency_id=agency_id, to_address=to, subject=subject, body_text=body,
+        agency_id=agency_id,
+        to_address=to,
+        subject=subject,
+        body_text=body,
         message_id=str(msg["Message-ID"]),
     )
     session.add(row)

@@ -28,16 +28,16 @@ REQUESTS = Counter(
     "switchboard_http_requests_total", "HTTP requests", ["method", "route", "status"]
 )
 LATENCY = Histogram(
-    "switchboard_http_request_seconds", "HTTP request latency", ["method", "route"],
+    "switchboard_http_request_seconds",
+    "HTTP request latency",
+    ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
 PROBLEM_JSON = "application/problem+json"
 
 
-def problem(
-    status: int, slug: str, title: str, detail: str, **extra: Any
-) -> JSONResponse:
+def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> JSONResponse:
     body = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail}
     body.update({k: v for k, v in extra.items() if v is not None})
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
@@ -97,7 +97,8 @@ def install_error_handlers(app: FastAPI) -> None:
                 malformed = True
             errors.append(
                 {
-                    "field": "body" if err.get("type") == "json_invalid"
+                    "field": "body"
+                    if err.get("type") == "json_invalid"
                     else _field_path(tuple(err.get("loc", ()))),
                     "message": err.get("msg", "invalid"),
                     "type": err.get("type"),
@@ -105,19 +106,30 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         if malformed:
             return problem(
-                400, "malformed-json", "Malformed JSON",
-                "The request body is not valid JSON.", errors=errors,
+                400,
+                "malformed-json",
+                "Malformed JSON",
+                "The request body is not valid JSON.",
+                errors=errors,
             )
         fields = ", ".join(sorted({e["field"] for e in errors}))
         return problem(
-            422, "validation-error", "The request is not valid",
-            f"Invalid fields: {fields}", errors=errors,
+            422,
+            "validation-error",
+            "The request is not valid",
+            f"Invalid fields: {fields}",
+            errors=errors,
         )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        slug = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized",
-                403: "forbidden", 413: "payload-too-large"}.get(exc.status_code, "http-error")
+        slug = {
+            404: "not-found",
+            405: "method-not-allowed",
+            401: "unauthorized",
+            403: "forbidden",
+            413: "payload-too-large",
+        }.get(exc.status_code, "http-error")
         return problem(exc.status_code, slug, str(exc.detail), str(exc.detail))
 
     @app.exception_handler(Exception)
@@ -191,8 +203,12 @@ class EdgeMiddleware:
         REQUESTS.labels(method, template, str(status)).inc()
         LATENCY.labels(method, template).observe(elapsed)
         log.info(
-            "http.request", method=method, path=scope.get("path"), route=template,
-            status=status, ms=round(elapsed * 1000, 2),
+            "http.request",
+            method=method,
+            path=scope.get("path"),
+            route=template,
+            status=status,
+            ms=round(elapsed * 1000, 2),
         )
 
 
@@ -221,7 +237,9 @@ async def _reject_too_large(
     scope: Scope, receive: Receive, send: Send, limit: int, rid: str
 ) -> None:
     resp = problem(
-        413, "payload-too-large", "Request body too large",
+        413,
+        "payload-too-large",
+        "Request body too large",
         f"The request body exceeds {limit} bytes.",
     )
     resp.headers["x-request-id"] = rid

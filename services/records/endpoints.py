@@ -35,7 +35,9 @@ def _out(view: service.ClientView) -> ClientOut:
 
 @router.post("", status_code=201, response_model=ClientOut, name="clients_create")
 async def create_client(
-    body: ClientCreate, principal: ClientsCreate, session: DBSession  # type: ignore[valid-type]
+    body: ClientCreate,
+    principal: ClientsCreate,
+    session: DBSession,  # type: ignore[valid-type]
 ) -> ClientOut:
     return _out(await service.create(session, principal, body))
 
@@ -44,7 +46,9 @@ async def create_client(
 async def list_clients(
     principal: ClientsRead,  # type: ignore[valid-type]
     session: DBSession,
-    q: Annotated[str | None, Query(max_length=200, description="search names, e-mail, phone, city")] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="search names, e-mail, phone, city")
+    ] = None,
     lifecycle_stage: LifecycleStage | None = None,
     sort: ClientSort = ClientSort.NEWEST,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
@@ -63,7 +67,10 @@ async def get_client(client_id: str, principal: ClientsRead, session: DBSession)
 
 @router.patch("/{client_id}", response_model=ClientOut, name="clients_update")
 async def update_client(
-    client_id: str, body: ClientUpdate, principal: ClientsUpdate, session: DBSession  # type: ignore[valid-type]
+    client_id: str,
+    body: ClientUpdate,
+    principal: ClientsUpdate,
+    session: DBSession,  # type: ignore[valid-type]
 ) -> ClientOut:
     cid = path_id("cli", client_id, "client")
     return _out(await service.update(session, principal, cid, body))
@@ -71,7 +78,10 @@ async def update_client(
 
 @router.post("/{client_id}/lifecycle", response_model=ClientOut, name="clients_change_lifecycle")
 async def change_lifecycle(
-    client_id: str, body: LifecycleChange, principal: ClientsLifecycle, session: DBSession  # type: ignore[valid-type]
+    client_id: str,
+    body: LifecycleChange,
+    principal: ClientsLifecycle,
+    session: DBSession,  # type: ignore[valid-type]
 ) -> ClientOut:
     cid = path_id("cli", client_id, "client")
     return _out(await service.change_lifecycle(session, cid, body.stage, body.reason))

@@ -22,7 +22,9 @@ class ClientSort(StrEnum):
 
 
 async def get(session: AsyncSession, client_id: uuid.UUID) -> Client | None:
-    return (await session.execute(select(Client).where(Client.id == client_id))).scalar_one_or_none()
+    return (
+        await session.execute(select(Client).where(Client.id == client_id))
+    ).scalar_one_or_none()
 
 
 async def page(
@@ -42,8 +44,12 @@ async def page(
                 *(
                     func.lower(col).contains(needle, autoescape=True)
                     for col in (
-                        Client.display_name, Client.legal_name, Client.email,
-                        Client.phone, Client.city, Client.website,
+                        Client.display_name,
+                        Client.legal_name,
+                        Client.email,
+                        Client.phone,
+                        Client.city,
+                        Client.website,
                     )
                 )
             )
@@ -93,11 +99,15 @@ async def agency_team_ids(session: AsyncSession, user_ids: Sequence[uuid.UUID]) 
     """The subset of user_ids that hold an agency role (owner, admin or staff)."""
     if not user_ids:
         return set()
-    stmt = select(Membership.user_id).where(
-        Membership.user_id.in_(user_ids),
-        Membership.client_id.is_(None),
-        Membership.role.in_([r.value for r in AGENCY_ROLES]),
-    ).join(User, (User.agency_id == Membership.agency_id) & (User.id == Membership.user_id))
+    stmt = (
+        select(Membership.user_id)
+        .where(
+            Membership.user_id.in_(user_ids),
+            Membership.client_id.is_(None),
+            Membership.role.in_([r.value for r in AGENCY_ROLES]),
+        )
+        .join(User, (User.agency_id == Membership.agency_id) & (User.id == Membership.user_id))
+    )
     return set((await session.execute(stmt)).scalars().all())
 
 
@@ -108,13 +118,17 @@ async def replace_staff(
     removed = set(current) - set(user_ids)
     if removed:
         rows = (
-            await session.execute(
-                select(ClientAssignment).where(
-                    ClientAssignment.client_id == client_id,
-                    ClientAssignment.user_id.in_(removed),
+            (
+                await session.execute(
+                    select(ClientAssignment).where(
+                        ClientAssignment.client_id == client_id,
+                        ClientAssignment.user_id.in_(removed),
+                    )
                 )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         for row in rows:
             await session.delete(row)
     for user_id in user_ids:

@@ -25,8 +25,9 @@ async def test_duplicate_slug_is_409_and_bad_slug_422(client, operator_headers, 
     assert dup.status_code == 409
     assert dup.json()["field"] == "slug"
     for slug in ("Bad Slug", "-x", "api", "a" * 64):
-        bad = await client.post("/api/v1/agencies", headers=operator_headers,
-                                json={**body, "slug": slug})
+        bad = await client.post(
+            "/api/v1/agencies", headers=operator_headers, json={**body, "slug": slug}
+        )
         assert bad.status_code == 422, slug
         assert "slug" in bad.json()["detail"]
 
@@ -44,8 +45,12 @@ async def test_only_the_operator_manages_agencies(client, make_agency):
 async def test_authentication_failures_are_401(client, make_agency):
     agency = await make_agency()
     tampered = agency.api_key[:-3] + ("aaa" if not agency.api_key.endswith("aaa") else "bbb")
-    for headers in ({}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer nope"},
-                    {"Authorization": f"Bearer {tampered}"}):
+    for headers in (
+        {},
+        {"Authorization": "Basic abc"},
+        {"Authorization": "Bearer nope"},
+        {"Authorization": f"Bearer {tampered}"},
+    ):
         resp = await client.get("/api/v1/clients", headers=headers)
         assert resp.status_code == 401, headers
         assert resp.headers["www-authenticate"].startswith("Bearer")
@@ -54,15 +59,22 @@ async def test_authentication_failures_are_401(client, make_agency):
 
 async def test_branding_update_and_operator_suspension(client, operator_headers, make_agency):
     agency = await make_agency()
-    resp = await client.patch("/api/v1/agency", headers=agency.headers,
-                              json={"brand_primary_color": "#FF0066", "name": "Renamed"})
+    resp = await client.patch(
+        "/api/v1/agency",
+        headers=agency.headers,
+        json={"brand_primary_color": "#FF0066", "name": "Renamed"},
+    )
     assert resp.status_code == 200
     assert resp.json()["brand_primary_color"] == "#ff0066"
-    bad = await client.patch("/api/v1/agency", headers=agency.headers,
-                             json={"brand_primary_color": "red"})
+    bad = await client.patch(
+        "/api/v1/agency", headers=agency.headers, json={"brand_primary_color": "red"}
+    )
     assert bad.status_code == 422
-    suspended = await client.patch(f"/api/v1/agencies/{agency.public_id}",
-                                   headers=operator_headers, json={"status": "suspended"})
+    suspended = await client.patch(
+        f"/api/v1/agencies/{agency.public_id}",
+        headers=operator_headers,
+        json={"status": "suspended"},
+    )
     assert suspended.json()["status"] == "suspended"
     locked = await client.get("/api/v1/clients", headers=agency.headers)
     assert locked.status_code == 401

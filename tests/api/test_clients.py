@@ -35,7 +35,8 @@ async def test_create_get_update_delete(client, make_agency):
     assert got.json() == created
 
     patched = await client.patch(
-        f"/api/v1/clients/{created['id']}", headers=agency.headers,
+        f"/api/v1/clients/{created['id']}",
+        headers=agency.headers,
         json={"display_name": "Bella Vista Bistro", "notes": "VIP"},
     )
     assert patched.status_code == 200
@@ -53,8 +54,12 @@ async def test_list_search_filter_and_cursor_pagination(client, make_agency, mak
     agency = await make_agency()
     names = [f"Shop {i:02d}" for i in range(7)]
     for i, name in enumerate(names):
-        await make_client(agency, legal_name=name, city="Lyon" if i % 2 else "Nice",
-                          lifecycle_stage="active" if i < 3 else "prospect")
+        await make_client(
+            agency,
+            legal_name=name,
+            city="Lyon" if i % 2 else "Nice",
+            lifecycle_stage="active" if i < 3 else "prospect",
+        )
 
     seen: list[str] = []
     cursor = None
@@ -69,21 +74,32 @@ async def test_list_search_filter_and_cursor_pagination(client, make_agency, mak
             break
     assert seen == names  # stable order, no duplicates, nothing lost
 
-    newest = (await client.get("/api/v1/clients", headers=agency.headers,
-                               params={"limit": 2})).json()
+    newest = (
+        await client.get("/api/v1/clients", headers=agency.headers, params={"limit": 2})
+    ).json()
     assert [c["display_name"] for c in newest["items"]] == ["Shop 06", "Shop 05"]
-    rest = (await client.get("/api/v1/clients", headers=agency.headers,
-                             params={"limit": 10, "cursor": newest["next_cursor"]})).json()
+    rest = (
+        await client.get(
+            "/api/v1/clients",
+            headers=agency.headers,
+            params={"limit": 10, "cursor": newest["next_cursor"]},
+        )
+    ).json()
     assert [c["display_name"] for c in rest["items"]] == names[:5][::-1]
 
-    lyon = (await client.get("/api/v1/clients", headers=agency.headers,
-                             params={"q": "lYoN"})).json()["items"]
+    lyon = (
+        await client.get("/api/v1/clients", headers=agency.headers, params={"q": "lYoN"})
+    ).json()["items"]
     assert sorted(c["display_name"] for c in lyon) == ["Shop 01", "Shop 03", "Shop 05"]
-    active = (await client.get("/api/v1/clients", headers=agency.headers,
-                               params={"lifecycle_stage": "active"})).json()["items"]
+    active = (
+        await client.get(
+            "/api/v1/clients", headers=agency.headers, params={"lifecycle_stage": "active"}
+        )
+    ).json()["items"]
     assert sorted(c["display_name"] for c in active) == names[:3]
-    percent = (await client.get("/api/v1/clients", headers=agency.headers,
-                                params={"q": "%"})).json()["items"]
+    percent = (
+        await client.get("/api/v1/clients", headers=agency.headers, params={"q": "%"})
+    ).json()["items"]
     assert percent == []  # LIKE wildcards are searched literally
 
 
@@ -99,8 +115,13 @@ async def test_lifecycle_transitions(client, make_agency, make_client):
     assert bad.status_code == 409
     assert bad.json()["type"].endswith("/invalid-transition")
     assert "onboarding" in bad.json()["detail"]
-    audit = (await client.get("/api/v1/audit-events", headers=agency.headers,
-                              params={"action": "client.lifecycle_changed"})).json()["items"]
+    audit = (
+        await client.get(
+            "/api/v1/audit-events",
+            headers=agency.headers,
+            params={"action": "client.lifecycle_changed"},
+        )
+    ).json()["items"]
     assert [e["data"]["to"] for e in audit][:2] == ["onboarding", "churned"]
 
 
@@ -127,9 +148,11 @@ async def test_bad_input_is_a_4xx_naming_the_field(client, make_agency, body, fi
     assert resp.status_code == 422, resp.text
     problem = resp.json()
     assert resp.headers["content-type"] == "application/problem+json"
-    assert field in problem["detail"] or any(
-        e["field"].startswith(field) for e in problem.get("errors", [])
-    ) or problem.get("field") == field
+    assert (
+        field in problem["detail"]
+        or any(e["field"].startswith(field) for e in problem.get("errors", []))
+        or problem.get("field") == field
+    )
     listed = (await client.get("/api/v1/clients", headers=agency.headers)).json()["items"]
     assert listed == []  # nothing half-created
 
@@ -138,35 +161,43 @@ async def test_malformed_and_oversized_bodies(client, make_agency, make_client):
     agency = await make_agency()
     kept = await make_client(agency)
     malformed = await client.post(
-        "/api/v1/clients", headers={**agency.headers, "content-type": "application/json"},
+        "/api/v1/clients",
+        headers={**agency.headers, "content-type": "application/json"},
         content=b'{"legal_name": ',
     )
     assert malformed.status_code == 400
     assert malformed.json()["type"].endswith("/malformed-json")
     huge = await client.post(
-        "/api/v1/clients", headers={**agency.headers, "content-type": "application/json"},
+        "/api/v1/clients",
+        headers={**agency.headers, "content-type": "application/json"},
         content=b'{"legal_name": "' + b"x" * 2_000_000 + b'"}',
     )
     assert huge.status_code == 413
     assert huge.json()["type"].endswith("/payload-too-large")
-    bad_cursor = await client.get("/api/v1/clients", headers=agency.headers,
-                                  params={"cursor": "!!!"})
+    bad_cursor = await client.get(
+        "/api/v1/clients", headers=agency.headers, params={"cursor": "!!!"}
+    )
     assert bad_cursor.status_code == 422
-    assert (await client.get(f"/api/v1/clients/{kept['id']}", headers=agency.headers)).status_code == 200
+    assert (
+        await client.get(f"/api/v1/clients/{kept['id']}", headers=agency.headers)
+    ).status_code == 200
 
 
 async def test_every_write_is_audited_without_secrets(client, make_agency, make_client):
     agency = await make_agency()
     c = await make_client(agency, legal_name="Audited Ltd")
-    await client.patch(f"/api/v1/clients/{c['id']}", headers=agency.headers,
-                       json={"city": "Paris"})
-    events = (await client.get("/api/v1/audit-events", headers=agency.headers,
-                               params={"target_id": c["id"]})).json()["items"]
+    await client.patch(f"/api/v1/clients/{c['id']}", headers=agency.headers, json={"city": "Paris"})
+    events = (
+        await client.get(
+            "/api/v1/audit-events", headers=agency.headers, params={"target_id": c["id"]}
+        )
+    ).json()["items"]
     actions = [e["action"] for e in events]
     assert actions == ["client.updated", "client.created"]
     assert events[0]["data"] == {"city": {"from": None, "to": "Paris"}}
     assert events[0]["actor_type"] == "api_key"
-    everything = (await client.get("/api/v1/audit-events", headers=agency.headers,
-                                   params={"limit": 200})).json()["items"]
+    everything = (
+        await client.get("/api/v1/audit-events", headers=agency.headers, params={"limit": 200})
+    ).json()["items"]
     text = str(everything)
     assert "password_hash" not in text and "key_hash" not in text and "argon2" not in text

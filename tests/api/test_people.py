@@ -19,14 +19,16 @@ async def test_api_key_lifecycle(client, make_agency, make_client):
     assert (await client.get("/api/v1/clients", headers=headers)).status_code == 200
     used = (await client.get(f"/api/v1/api-keys/{key['id']}", headers=agency.headers)).json()
     assert used["last_used_at"] is not None
-    assert (await client.delete(f"/api/v1/api-keys/{key['id']}", headers=agency.headers)).status_code == 204
+    assert (
+        await client.delete(f"/api/v1/api-keys/{key['id']}", headers=agency.headers)
+    ).status_code == 204
     assert (await client.get("/api/v1/clients", headers=headers)).status_code == 401
 
 
 async def test_api_keys_are_stored_as_hashes(client, make_agency):
-    import tenants  # noqa: F401
     from sqlalchemy import select
 
+    import tenants  # noqa: F401
     from services.identity.models import ApiKey
     from services.kit.crypto import sha256_hex
     from services.kit.db import unit_of_work
@@ -45,8 +47,11 @@ async def test_client_scoped_key_sees_only_its_client(client, make_agency, make_
     agency = await make_agency()
     mine = await make_client(agency, legal_name="Mine")
     other = await make_client(agency, legal_name="Other")
-    resp = await client.post("/api/v1/api-keys", headers=agency.headers,
-                             json={"name": "Mine only", "client_id": mine["id"]})
+    resp = await client.post(
+        "/api/v1/api-keys",
+        headers=agency.headers,
+        json={"name": "Mine only", "client_id": mine["id"]},
+    )
     assert resp.status_code == 201
     assert resp.json()["role"] == "client_owner"
     scoped = {"Authorization": f"Bearer {resp.json()['key']}"}
@@ -54,11 +59,13 @@ async def test_client_scoped_key_sees_only_its_client(client, make_agency, make_
     assert [c["id"] for c in listed] == [mine["id"]]
     assert (await client.get(f"/api/v1/clients/{mine['id']}", headers=scoped)).status_code == 200
     assert (await client.get(f"/api/v1/clients/{other['id']}", headers=scoped)).status_code == 404
-    patch = await client.patch(f"/api/v1/clients/{other['id']}", headers=scoped,
-                               json={"notes": "x"})
+    patch = await client.patch(
+        f"/api/v1/clients/{other['id']}", headers=scoped, json={"notes": "x"}
+    )
     assert patch.status_code == 404
-    assert (await client.post("/api/v1/clients", headers=scoped,
-                              json={"legal_name": "New"})).status_code == 403
+    assert (
+        await client.post("/api/v1/clients", headers=scoped, json={"legal_name": "New"})
+    ).status_code == 403
     assert (await client.get("/api/v1/api-keys", headers=scoped)).status_code == 403
     users = (await client.get("/api/v1/users", headers=scoped)).json()["items"]
     assert users == []  # the agency owner is not on this client's team
@@ -68,9 +75,11 @@ async def test_invitation_is_emailed_and_accepted(client, make_agency, make_clie
     agency = await make_agency(name="Invite Co")
     shop = await make_client(agency, legal_name="Shop")
     email = f"maria+{agency.slug}@example.com"
-    resp = await client.post("/api/v1/invitations", headers=agency.headers,
-                             json={"email": email, "role": "client_owner",
-                                   "client_id": shop["id"], "name": "Maria"})
+    resp = await client.post(
+        "/api/v1/invitations",
+        headers=agency.headers,
+        json={"email": email, "role": "client_owner", "client_id": shop["id"], "name": "Maria"},
+    )
     assert resp.status_code == 201, resp.text
     inv = resp.json()
     assert inv["status"] == "pending" and "/invite/" in inv["url"]
@@ -90,8 +99,9 @@ async def test_invitation_is_emailed_and_accepted(client, make_agency, make_clie
     async with unit_of_work() as session:
         await set_tenant(session, TenantContext.for_agency(agency.id))
         agency_row = await session.get(Agency, agency.id)
-        user = await identity.accept_invitation(session, agency_row, token, name="Maria",
-                                                password="a-long-password")
+        user = await identity.accept_invitation(
+            session, agency_row, token, name="Maria", password="a-long-password"
+        )
         assert user.email == email
     again = await client.get(f"/api/v1/invitations/{inv['id']}", headers=agency.headers)
     assert again.json()["status"] == "accepted"
@@ -124,35 +134,51 @@ async def test_memberships_and_last_owner(client, make_agency, make_client):
     users = (await client.get("/api/v1/users", headers=agency.headers)).json()["items"]
     owner = users[0]
     owner_membership = owner["memberships"][0]["id"]
-    demote = await client.patch(f"/api/v1/memberships/{owner_membership}",
-                                headers=agency.headers, json={"role": "agency_admin"})
+    demote = await client.patch(
+        f"/api/v1/memberships/{owner_membership}",
+        headers=agency.headers,
+        json={"role": "agency_admin"},
+    )
     assert demote.status_code == 403  # an admin key may not touch an owner
     await _owner_cannot_leave_agency_ownerless(agency, owner_membership)
-    add = await client.post("/api/v1/memberships", headers=agency.headers,
-                            json={"user_id": owner["id"], "role": "client_member",
-                                  "client_id": shop["id"]})
+    add = await client.post(
+        "/api/v1/memberships",
+        headers=agency.headers,
+        json={"user_id": owner["id"], "role": "client_member", "client_id": shop["id"]},
+    )
     assert add.status_code == 201
-    dup = await client.post("/api/v1/memberships", headers=agency.headers,
-                            json={"user_id": owner["id"], "role": "client_owner",
-                                  "client_id": shop["id"]})
+    dup = await client.post(
+        "/api/v1/memberships",
+        headers=agency.headers,
+        json={"user_id": owner["id"], "role": "client_owner", "client_id": shop["id"]},
+    )
     assert dup.status_code == 409
-    changed = await client.patch(f"/api/v1/memberships/{add.json()['id']}",
-                                 headers=agency.headers, json={"role": "client_owner"})
+    changed = await client.patch(
+        f"/api/v1/memberships/{add.json()['id']}",
+        headers=agency.headers,
+        json={"role": "client_owner"},
+    )
     assert changed.json()["role"] == "client_owner"
-    assert (await client.delete(f"/api/v1/memberships/{add.json()['id']}",
-                                headers=agency.headers)).status_code == 204
+    assert (
+        await client.delete(f"/api/v1/memberships/{add.json()['id']}", headers=agency.headers)
+    ).status_code == 204
 
 
 async def test_staff_key_cannot_grant_above_itself(client, make_agency):
     agency = await make_agency()
-    staff_key = await client.post("/api/v1/api-keys", headers=agency.headers,
-                                  json={"name": "staff", "role": "agency_staff"})
+    staff_key = await client.post(
+        "/api/v1/api-keys", headers=agency.headers, json={"name": "staff", "role": "agency_staff"}
+    )
     headers = {"Authorization": f"Bearer {staff_key.json()['key']}"}
-    resp = await client.post("/api/v1/invitations", headers=headers,
-                             json={"email": "boss@example.com", "role": "agency_owner"})
+    resp = await client.post(
+        "/api/v1/invitations",
+        headers=headers,
+        json={"email": "boss@example.com", "role": "agency_owner"},
+    )
     assert resp.status_code == 403
-    assert (await client.post("/api/v1/api-keys", headers=headers,
-                              json={"name": "x"})).status_code == 403
+    assert (
+        await client.post("/api/v1/api-keys", headers=headers, json={"name": "x"})
+    ).status_code == 403
 
 
 async def _owner_cannot_leave_agency_ownerless(agency, membership_public_id):
@@ -166,9 +192,14 @@ async def _owner_cannot_leave_agency_ownerless(agency, membership_public_id):
     from tenants.roles import ROLE_PERMISSIONS, Role
     from tenants.scoping import scope_to
 
-    owner = Principal(kind="user", agency_id=agency.id, role=Role.AGENCY_OWNER,
-                      permissions=ROLE_PERMISSIONS[Role.AGENCY_OWNER],
-                      user_id=ids.decode("usr", agency.owner_user_id), label="owner")
+    owner = Principal(
+        kind="user",
+        agency_id=agency.id,
+        role=Role.AGENCY_OWNER,
+        permissions=ROLE_PERMISSIONS[Role.AGENCY_OWNER],
+        user_id=ids.decode("usr", agency.owner_user_id),
+        label="owner",
+    )
     mid = ids.decode("mem", membership_public_id)
     with pytest.raises(Conflict):
         async with unit_of_work() as session:

@@ -28,7 +28,9 @@ async def _id_routes(client) -> list[tuple[str, str]]:
     out = []
     for path, ops in spec["paths"].items():
         if "{" in path:
-            out += [(m.upper(), path) for m in ops if m in ("get", "post", "patch", "put", "delete")]
+            out += [
+                (m.upper(), path) for m in ops if m in ("get", "post", "patch", "put", "delete")
+            ]
     return sorted(out)
 
 
@@ -36,18 +38,29 @@ async def _world(client, make_agency, make_client):
     """Agency A with one object of every kind, and agency B."""
     a, b = await make_agency(), await make_agency()
     shop = await make_client(a, legal_name="A's shop")
-    inv = (await client.post("/api/v1/invitations", headers=a.headers,
-                             json={"email": "x@example.com", "role": "client_member",
-                                   "client_id": shop["id"]})).json()
-    key = (await client.post("/api/v1/api-keys", headers=a.headers,
-                             json={"name": "k"})).json()
+    inv = (
+        await client.post(
+            "/api/v1/invitations",
+            headers=a.headers,
+            json={"email": "x@example.com", "role": "client_member", "client_id": shop["id"]},
+        )
+    ).json()
+    key = (await client.post("/api/v1/api-keys", headers=a.headers, json={"name": "k"})).json()
     users = (await client.get("/api/v1/users", headers=a.headers)).json()["items"]
-    member = (await client.post("/api/v1/memberships", headers=a.headers,
-                                json={"user_id": users[0]["id"], "role": "client_member",
-                                      "client_id": shop["id"]})).json()
+    member = (
+        await client.post(
+            "/api/v1/memberships",
+            headers=a.headers,
+            json={"user_id": users[0]["id"], "role": "client_member", "client_id": shop["id"]},
+        )
+    ).json()
     ids = {
-        "client_id": shop["id"], "invitation_id": inv["id"], "key_id": key["id"],
-        "user_id": users[0]["id"], "membership_id": member["id"], "agency_id": a.public_id,
+        "client_id": shop["id"],
+        "invitation_id": inv["id"],
+        "key_id": key["id"],
+        "user_id": users[0]["id"],
+        "membership_id": member["id"],
+        "agency_id": a.public_id,
     }
     return a, b, ids
 
@@ -58,11 +71,14 @@ def _fill(path: str, ids: dict[str, str]) -> str:
 
 async def _snapshot(client, a, ids) -> dict:
     return {
-        "client": (await client.get(f"/api/v1/clients/{ids['client_id']}", headers=a.headers)).json(),
+        "client": (
+            await client.get(f"/api/v1/clients/{ids['client_id']}", headers=a.headers)
+        ).json(),
         "user": (await client.get(f"/api/v1/users/{ids['user_id']}", headers=a.headers)).json(),
         "key": (await client.get(f"/api/v1/api-keys/{ids['key_id']}", headers=a.headers)).json(),
-        "invitation": (await client.get(f"/api/v1/invitations/{ids['invitation_id']}",
-                                        headers=a.headers)).json(),
+        "invitation": (
+            await client.get(f"/api/v1/invitations/{ids['invitation_id']}", headers=a.headers)
+        ).json(),
         "agency": (await client.get("/api/v1/agency", headers=a.headers)).json(),
     }
 
@@ -76,12 +92,17 @@ async def test_every_id_endpoint_hides_other_agencies_objects(client, make_agenc
         assert all(p in ids for p in re.findall(r"\{(\w+)\}", path)), f"no id kind for {path}"
         if method in ("POST", "PATCH", "PUT"):
             assert (method, path) in BODIES, f"add a valid body for {method} {path}"
-        resp = await client.request(method, _fill(path, ids), headers=b.headers,
-                                    json=BODIES.get((method, path)))
+        resp = await client.request(
+            method, _fill(path, ids), headers=b.headers, json=BODIES.get((method, path))
+        )
         if (method, path) in OPERATOR_ONLY:
             assert resp.status_code == 403, (method, path, resp.text)
-            own = await client.request(method, _fill(path, {**ids, "agency_id": b.public_id}),
-                                       headers=b.headers, json=BODIES.get((method, path)))
+            own = await client.request(
+                method,
+                _fill(path, {**ids, "agency_id": b.public_id}),
+                headers=b.headers,
+                json=BODIES.get((method, path)),
+            )
             assert own.status_code == 403
             continue
         assert resp.status_code == 404, (method, path, resp.status_code, resp.text)
@@ -95,9 +116,13 @@ async def test_client_scoped_credentials_see_only_their_client(client, make_agen
     agency = await make_agency()
     x = await make_client(agency, legal_name="X")
     y = await make_client(agency, legal_name="Y")
-    key = (await client.post("/api/v1/api-keys", headers=agency.headers,
-                             json={"name": "x", "client_id": x["id"],
-                                   "role": "client_owner"})).json()["key"]
+    key = (
+        await client.post(
+            "/api/v1/api-keys",
+            headers=agency.headers,
+            json={"name": "x", "client_id": x["id"], "role": "client_owner"},
+        )
+    ).json()["key"]
     scoped = {"Authorization": f"Bearer {key}"}
     users = (await client.get("/api/v1/users", headers=agency.headers)).json()["items"]
     ids = {"client_id": y["id"], "user_id": users[0]["id"], "agency_id": agency.public_id}
@@ -107,8 +132,9 @@ async def test_client_scoped_credentials_see_only_their_client(client, make_agen
             continue
         body = BODIES.get((method, path))
         other = await client.request(method, _fill(path, ids), headers=scoped, json=body)
-        own = await client.request(method, _fill(path, {**ids, "client_id": x["id"]}),
-                                   headers=scoped, json=body)
+        own = await client.request(
+            method, _fill(path, {**ids, "client_id": x["id"]}), headers=scoped, json=body
+        )
         if other.status_code == 403:
             assert own.status_code == 403, (method, path)  # a permission, not an oracle
         else:

@@ -14,8 +14,17 @@ pytestmark = [
 ]
 
 TENANT_TABLES = [
-    "agencies", "clients", "users", "memberships", "client_assignments", "audit_events",
-    "api_keys", "user_sessions", "invitations", "job_outbox", "outbound_emails",
+    "agencies",
+    "clients",
+    "users",
+    "memberships",
+    "client_assignments",
+    "audit_events",
+    "api_keys",
+    "user_sessions",
+    "invitations",
+    "job_outbox",
+    "outbound_emails",
 ]
 
 
@@ -25,8 +34,10 @@ def _key(table: str) -> str:
 
 async def _as_app(conn, agency=None, clients=None):
     await conn.execute(
-        text("SELECT set_config('role', 'switchboard_app', true), "
-             "set_config('app.agency_id', :a, true), set_config('app.client_ids', :c, true)"),
+        text(
+            "SELECT set_config('role', 'switchboard_app', true), "
+            "set_config('app.agency_id', :a, true), set_config('app.client_ids', :c, true)"
+        ),
         {"a": str(agency) if agency else "", "c": clients or ""},
     )
 
@@ -45,15 +56,27 @@ async def test_every_tenant_table_forces_rls_and_app_role_is_restricted(client):
 
     assert sorted(TENANT_TABLES) == sorted(metadata.tables), "a table is missing from the suite"
     async with get_engine().connect() as conn:
-        rows = (await conn.execute(text(
-            "SELECT relname, relrowsecurity, relforcerowsecurity, pg_get_userbyid(relowner) "
-            "FROM pg_class WHERE relname = ANY(:t) AND relkind = 'r'"), {"t": TENANT_TABLES})).all()
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT relname, relrowsecurity, relforcerowsecurity, "
+                    "pg_get_userbyid(relowner) "
+                    "FROM pg_class WHERE relname = ANY(:t) AND relkind = 'r'"
+                ),
+                {"t": TENANT_TABLES},
+            )
+        ).all()
         assert {r[0] for r in rows} == set(TENANT_TABLES)
         assert all(r[1] and r[2] for r in rows), [r for r in rows if not (r[1] and r[2])]
         assert all(r[3] != "switchboard_app" for r in rows)
-        role = (await conn.execute(text(
-            "SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles "
-            "WHERE rolname = 'switchboard_app'"))).one()
+        role = (
+            await conn.execute(
+                text(
+                    "SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles "
+                    "WHERE rolname = 'switchboard_app'"
+                )
+            )
+        ).one()
         assert tuple(role) == (False, False, False)
 
 
@@ -64,19 +87,25 @@ async def test_app_role_with_agency_a_sees_nothing_of_b(client, make_agency, mak
     async with get_engine().connect() as conn, conn.begin():
         await _as_app(conn, a.id)
         for table in TENANT_TABLES:
-            foreign = (await conn.execute(
-                text(f"SELECT count(*) FROM {table} WHERE {_key(table)} <> :a"),
-                {"a": a.id})).scalar_one()
+            foreign = (
+                await conn.execute(
+                    text(f"SELECT count(*) FROM {table} WHERE {_key(table)} <> :a"), {"a": a.id}
+                )
+            ).scalar_one()
             assert foreign == 0, table
         mine = (await conn.execute(text("SELECT count(*) FROM clients"))).scalar_one()
         assert mine == 2
         with pytest.raises(DBAPIError):  # WITH CHECK: cannot write into another tenant
             async with conn.begin_nested():
-                await conn.execute(text(
-                    "INSERT INTO clients (agency_id, id, legal_name, display_name, timezone, "
-                    "categories, hours, lifecycle_stage, lifecycle_changed_at, created_at, "
-                    "updated_at) VALUES (:b, gen_random_uuid(), 'x', 'x', 'UTC', '[]', '{}', "
-                    "'prospect', now(), now(), now())"), {"b": b.id})
+                await conn.execute(
+                    text(
+                        "INSERT INTO clients (agency_id, id, legal_name, display_name, timezone, "
+                        "categories, hours, lifecycle_stage, lifecycle_changed_at, created_at, "
+                        "updated_at) VALUES (:b, gen_random_uuid(), 'x', 'x', 'UTC', '[]', '{}', "
+                        "'prospect', now(), now(), now())"
+                    ),
+                    {"b": b.id},
+                )
 
 
 async def test_no_agency_set_sees_zero_rows(client, make_agency, make_client):
@@ -115,8 +144,9 @@ async def test_client_scope_is_enforced_by_rls_too(client, make_agency, make_cli
         assert names == ["X"]
         # the owner has no membership on X: client-scoped sessions do not see agency staff
         assert (await conn.execute(text("SELECT count(*) FROM users"))).scalar_one() == 0
-        assert (await conn.execute(text(
-            "SELECT count(*) FROM audit_events WHERE client_id IS NULL"))).scalar_one() == 0
+        assert (
+            await conn.execute(text("SELECT count(*) FROM audit_events WHERE client_id IS NULL"))
+        ).scalar_one() == 0
 
 
 async def test_pooled_connection_keeps_no_tenant_after_error(client, make_agency, make_client):
@@ -136,8 +166,11 @@ async def test_pooled_connection_keeps_no_tenant_after_error(client, make_agency
                 await conn.execute(text("SELECT 1/0"))
         async with engine.connect() as conn:
             pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-            state = (await conn.execute(text(
-                "SELECT current_user, current_setting('app.agency_id', true)"))).one()
+            state = (
+                await conn.execute(
+                    text("SELECT current_user, current_setting('app.agency_id', true)")
+                )
+            ).one()
             assert state[0] != "switchboard_app" and not state[1]
             await conn.commit()
             async with conn.begin():
@@ -148,7 +181,11 @@ async def test_pooled_connection_keeps_no_tenant_after_error(client, make_agency
             await conn.commit()
             async with conn.begin():
                 await _as_app(conn, b.id)
-                ids = (await conn.execute(text("SELECT DISTINCT agency_id FROM clients"))).scalars().all()
+                ids = (
+                    (await conn.execute(text("SELECT DISTINCT agency_id FROM clients")))
+                    .scalars()
+                    .all()
+                )
                 assert [str(i) for i in ids] == [str(b.id)]
                 assert (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one() == pid
     finally:
@@ -164,6 +201,9 @@ async def test_orm_sessions_run_as_the_app_role(client, make_agency):
     a = await make_agency()
     async with unit_of_work() as session:
         await set_tenant(session, TenantContext.for_agency(a.id))
-        row = (await session.execute(text(
-            "SELECT current_user, current_setting('app.agency_id', true)"))).one()
+        row = (
+            await session.execute(
+                text("SELECT current_user, current_setting('app.agency_id', true)")
+            )
+        ).one()
     assert row[0] == "switchboard_app" and row[1] == str(a.id)

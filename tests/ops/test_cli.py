@@ -12,15 +12,31 @@ from tests.conftest import ROOT
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "services.cli", *args], cwd=ROOT,
-                          env=os.environ.copy(), capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 async def test_agency_and_apikey_create(client):
     slug = f"cli-{secrets.token_hex(4)}"
-    made = _cli("agency", "create", "--slug", slug, "--name", "CLI Agency",
-                "--admin-email", f"boss@{slug}.example", "--admin-password", "long-enough-pw",
-                "--json")
+    made = _cli(
+        "agency",
+        "create",
+        "--slug",
+        slug,
+        "--name",
+        "CLI Agency",
+        "--admin-email",
+        f"boss@{slug}.example",
+        "--admin-password",
+        "long-enough-pw",
+        "--json",
+    )
     assert made.returncode == 0, made.stderr
     out = json.loads(made.stdout)
     assert set(out) == {"agency_id", "slug", "api_key"} and out["slug"] == slug
@@ -29,8 +45,9 @@ async def test_agency_and_apikey_create(client):
 
     again = _cli("agency", "create", "--slug", slug, "--name", "x", "--admin-email", "a@b.example")
     assert again.returncode == 2 and "taken" in again.stderr
-    bad = _cli("agency", "create", "--slug", "Not A Slug", "--name", "x",
-               "--admin-email", "a@b.example")
+    bad = _cli(
+        "agency", "create", "--slug", "Not A Slug", "--name", "x", "--admin-email", "a@b.example"
+    )
     assert bad.returncode == 2 and "slug" in bad.stderr
 
     key = _cli("apikey", "create", "--agency", slug, "--json")

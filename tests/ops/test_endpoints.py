@@ -26,12 +26,16 @@ async def test_openapi_has_stable_operation_ids(client):
 async def test_request_id_and_json_logs_without_secrets(client, make_agency, capfd):
     agency = await make_agency()
     capfd.readouterr()
-    resp = await client.get("/api/v1/clients", headers={**agency.headers, "X-Request-ID": "req-abc"})
+    resp = await client.get(
+        "/api/v1/clients", headers={**agency.headers, "X-Request-ID": "req-abc"}
+    )
     assert resp.headers["x-request-id"] == "req-abc"
     bad = await client.post("/api/v1/api-keys", headers=agency.headers, json={"name": "n"})
     err = capfd.readouterr().err
     lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
-    access = [x for x in lines if x.get("event") == "http.request" and x.get("request_id") == "req-abc"]
+    access = [
+        x for x in lines if x.get("event") == "http.request" and x.get("request_id") == "req-abc"
+    ]
     assert access and access[0]["agency_id"] == str(agency.id)
     assert access[0]["route"] == "/api/v1/clients" and access[0]["status"] == 200
     assert agency.api_key not in err and bad.json()["key"] not in err

@@ -26,9 +26,11 @@ async def test_rolled_back_request_queues_nothing(client, make_agency, make_clie
     agency = await make_agency()
     shop = await make_client(agency)
     # invalid role/client combination: the request fails after validation, inside the service
-    resp = await client.post("/api/v1/invitations", headers=agency.headers,
-                             json={"email": "a@example.com", "role": "agency_owner",
-                                   "client_id": shop["id"]})
+    resp = await client.post(
+        "/api/v1/invitations",
+        headers=agency.headers,
+        json={"email": "a@example.com", "role": "agency_owner", "client_id": shop["id"]},
+    )
     assert resp.status_code == 422
     assert await _outbox(agency.id) == []
 
@@ -38,8 +40,9 @@ async def test_rolled_back_request_queues_nothing(client, make_agency, make_clie
 async def test_real_worker_delivers_invitation(client, make_agency, mailbox):
     agency = await make_agency(name="Worker Co")
     email = f"w+{agency.slug}@example.com"
-    resp = await client.post("/api/v1/invitations", headers=agency.headers,
-                             json={"email": email, "role": "agency_staff"})
+    resp = await client.post(
+        "/api/v1/invitations", headers=agency.headers, json={"email": email, "role": "agency_staff"}
+    )
     assert resp.status_code == 201
     await wait_for_jobs(lambda: bool(mailbox.to(email)), timeout=60)
     [job] = await _outbox(agency.id)
@@ -65,8 +68,9 @@ async def test_sweeper_republishes_uncompleted_jobs(client, make_agency, mailbox
 
     agency = await make_agency(name="Sweep Co")
     email = f"s+{agency.slug}@example.com"
-    resp = await client.post("/api/v1/invitations", headers=agency.headers,
-                             json={"email": email, "role": "agency_staff"})
+    resp = await client.post(
+        "/api/v1/invitations", headers=agency.headers, json={"email": email, "role": "agency_staff"}
+    )
     await wait_for_jobs(lambda: bool(mailbox.to(email)), timeout=60)
     inv_id = resp.json()["id"]
     # A job committed while the broker was down: a row, no message, old enough to sweep.
@@ -74,10 +78,15 @@ async def test_sweeper_republishes_uncompleted_jobs(client, make_agency, mailbox
 
     async with unit_of_work() as session:
         await set_tenant(session, TenantContext.for_agency(agency.id))
-        job = jobs.JobOutbox(agency_id=agency.id, task="identity.invitation.deliver",
-                             kwargs={"invitation_id": str(ids.decode("inv", inv_id)),
-                                     "url": "http://testserver/a/x/invite/y"},
-                             created_at=utcnow() - timedelta(minutes=10))
+        job = jobs.JobOutbox(
+            agency_id=agency.id,
+            task="identity.invitation.deliver",
+            kwargs={
+                "invitation_id": str(ids.decode("inv", inv_id)),
+                "url": "http://testserver/a/x/invite/y",
+            },
+            created_at=utcnow() - timedelta(minutes=10),
+        )
         session.add(job)
     published = await sweep_outbox()
     assert published >= 1

@@ -34,12 +34,20 @@ def test_upgrade_from_empty_matches_models(tmp_path):
 
         dbname = f"switchboard_mig_{secrets.token_hex(4)}"
         _pg_admin(f'CREATE DATABASE "{dbname}"')
-        env["SWITCHBOARD_DATABASE_URL"] = make_url(PG_ADMIN_URL).set(database=dbname).render_as_string(hide_password=False)
+        env["SWITCHBOARD_DATABASE_URL"] = (
+            make_url(PG_ADMIN_URL).set(database=dbname).render_as_string(hide_password=False)
+        )
     else:
         env["SWITCHBOARD_DATABASE_URL"] = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
     try:
-        out = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=180)
+        out = subprocess.run(
+            [sys.executable, "-c", SCRIPT],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         assert "MIGRATIONS-OK" in out.stdout, out.stderr[-3000:]
     finally:
         if dbname:

@@ -37,12 +37,19 @@ async def test_orm_filter_hides_other_agencies_and_clients(client, make_agency, 
         assert names == ["X", "Y"]
         assert [g.id for g in (await session.execute(select(Agency))).scalars()] == [a.id]
         # joins and aliases are filtered too
-        joined = (await session.execute(
-            select(Client.display_name).join(Agency, Agency.id == Client.agency_id)
-        )).scalars().all()
+        joined = (
+            (
+                await session.execute(
+                    select(Client.display_name).join(Agency, Agency.id == Client.agency_id)
+                )
+            )
+            .scalars()
+            .all()
+        )
         assert sorted(joined) == ["X", "Y"]
-        await set_tenant(session, TenantContext.for_agency(
-            a.id, frozenset({ids.decode("cli", x["id"])})))
+        await set_tenant(
+            session, TenantContext.for_agency(a.id, frozenset({ids.decode("cli", x["id"])}))
+        )
         assert (await session.execute(select(Client.display_name))).scalars().all() == ["X"]
         events = (await session.execute(select(AuditEvent))).scalars().all()
         assert events and all(e.client_id == ids.decode("cli", x["id"]) for e in events)
@@ -80,8 +87,7 @@ async def test_tenant_scope_bug_is_a_generic_500_for_clients(client):
 
     import httpx
 
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://t") as c:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         resp = await c.get("/boom")
     assert resp.status_code == 500
     assert "tenant" not in resp.text
