@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from sqlalchemy import or_, select
 
+from services.audit import repository as repo
 from services.identity.auth import Authorized
 from services.kit import ids
 from services.kit.errors import ValidationFailed
@@ -80,27 +80,21 @@ async def list_audit_events(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> AuditPage:
-    stmt = select(AuditEvent).order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
-    if action:
-        stmt = stmt.where(AuditEvent.action == action)
+    tid = None
     if target_id:
-        prefix = target_id.partition("_")[0]
-        tid = ids.decode(prefix, target_id)
+        tid = ids.decode(target_id.partition("_")[0], target_id)
         if tid is None:
             raise ValidationFailed("target_id is not a valid id", field="target_id")
-        stmt = stmt.where(AuditEvent.target_id == tid)
+    after = None
     if cursor:
         raw = decode_cursor(cursor, 2)
         try:
-            at, last = datetime.fromisoformat(raw[0]), uuid.UUID(raw[1])
+            after = (datetime.fromisoformat(raw[0]), uuid.UUID(raw[1]))
         except (TypeError, ValueError):
             raise ValidationFailed("the cursor is not valid", field="cursor") from None
-        stmt = stmt.where(
-            or_(
-                AuditEvent.occurred_at < at, (AuditEvent.occurred_at == at) & (AuditEvent.id < last)
-            )
-        )
-    rows = list((await session.execute(stmt.limit(limit + 1))).scalars().all())
+    rows = list(
+        await repo.page(session, action=action, target_id=tid, after=after, limit=limit + 1)
+    )
     more = len(rows) > limit
     rows = rows[:limit]
     nxt = encode_cursor([rows[-1].occurred_at.isoformat(), str(rows[-1].id)]) if more else None
