@@ -191,6 +191,7 @@ def beat() -> None:
         _fail("SWITCHBOARD_BROKER_URL is not set: nothing to schedule onto")
     from services.worker import celery_app
 
+    get_settings().var_dir.mkdir(parents=True, exist_ok=True)
     schedule = str(get_settings().var_dir / "celerybeat-schedule")
     celery_app.start(["beat", "--loglevel", get_settings().log_level, "--schedule", schedule])
 

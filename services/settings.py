@@ -36,10 +36,13 @@ class Settings(BaseSettings):
     db_operator_role: str = "switchboard_operator"
     max_body_bytes: int = 1_048_576
     session_ttl_hours: int = 12
-    api_key_cache_seconds: float = 5.0
     smtp_host: str = ""
     smtp_port: int = 25
     smtp_sender: str = "Switchboard <no-reply@switchboard.local>"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    # "starttls" upgrades a plain connection; "tls" connects with TLS (port 465); "none".
+    smtp_security: Literal["none", "starttls", "tls"] = "none"
     static_dir: Path = Field(default_factory=lambda: Path(__file__).parent / "portal" / "static")
 
     @field_validator("database_url")

@@ -98,11 +98,16 @@ async def _run_job(
         await set_tenant(
             session, TenantContext.for_agency(aid), Principal.system(aid, label=f"task {name}")
         )
-        job = (
-            await session.execute(select(JobOutbox).where(JobOutbox.id == uuid.UUID(job_id)))
-        ).scalar_one_or_none()
+        # Lock the row for the task's transaction: a copy re-published by the sweeper while
+        # this one still runs finds it locked and leaves (PostgreSQL; SQLite serializes writes).
+        stmt = (
+            select(JobOutbox)
+            .where(JobOutbox.id == uuid.UUID(job_id))
+            .with_for_update(skip_locked=True)
+        )
+        job = (await session.execute(stmt)).scalar_one_or_none()
         if job is None or job.completed_at is not None:
-            log.info("task.skip_done", task=name, job_id=job_id)
+            log.info("task.skip", task=name, job_id=job_id, reason="done, running or unknown")
             return
         await fn(session, **kwargs)
         job.completed_at = utcnow()

@@ -39,6 +39,7 @@ log = structlog.get_logger("switchboard.tenancy")
 TENANT_KEY = "tenant"
 PRINCIPAL_KEY = "principal"
 REQUEST_KEY = "request"
+_APPLIED_KEY = "_tenant_db_settings"
 
 
 def current_tenant(session: AsyncSession | Session) -> TenantContext | None:
@@ -57,8 +58,19 @@ async def set_tenant(
     if principal is not None:
         session.info[PRINCIPAL_KEY] = principal
     if session.in_transaction():
-        conn = await session.connection()
-        await conn.run_sync(_apply_db_settings, ctx)
+        await _reapply(session, ctx)
+
+
+async def _reapply(session: AsyncSession, ctx: TenantContext | None) -> None:
+    """Apply the tenant to the open transaction, unless it already has exactly these settings
+    (saves a round trip on the hot path: the key lookup and the request share a tenant)."""
+    tx = session.sync_session.get_transaction()
+    applied = session.info.get(_APPLIED_KEY)
+    if applied is not None and applied[0] is tx and applied[1] == _db_params(ctx):
+        return
+    conn = await session.connection()
+    await conn.run_sync(_apply_db_settings, ctx)
+    session.info[_APPLIED_KEY] = (tx, _db_params(ctx))
 
 
 async def scope_to(session: AsyncSession, principal: Principal) -> None:
@@ -82,8 +94,7 @@ async def unscoped(session: AsyncSession, reason: str) -> AsyncIterator[AsyncSes
         if previous is None:
             session.info.pop(TENANT_KEY, None)
             if session.in_transaction():
-                conn = await session.connection()
-                await conn.run_sync(_apply_db_settings, None)
+                await _reapply(session, None)
         else:
             await set_tenant(session, previous)
 
@@ -115,8 +126,10 @@ def _apply_db_settings(conn: Connection, ctx: TenantContext | None) -> None:
 
 
 @event.listens_for(AppSession, "after_begin")
-def _on_begin(session: Session, _tx: SessionTransaction, conn: Connection) -> None:
-    _apply_db_settings(conn, session.info.get(TENANT_KEY))
+def _on_begin(session: Session, tx: SessionTransaction, conn: Connection) -> None:
+    ctx = session.info.get(TENANT_KEY)
+    _apply_db_settings(conn, ctx)
+    session.info[_APPLIED_KEY] = (tx, _db_params(ctx))
 
 
 # ---- ORM: fail-closed criteria ----------------------------------------------------------

@@ -85,3 +85,10 @@ async def operator_update(session: AsyncSession, agency_id: uuid.UUID, data: Age
         _apply(agency, data)
         await session.flush()
     return agency
+
+
+async def by_public_slug(session: AsyncSession, slug: str) -> Agency | None:
+    """The agency a public portal address names (`/a/{slug}/...`), looked up before anyone
+    is signed in; the caller then puts the session in that tenant."""
+    async with unscoped(session, "portal: resolve agency by slug"):
+        return await repo.by_slug(session, slug)

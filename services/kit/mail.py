@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import smtplib
+import ssl
 import uuid
 from datetime import datetime
 from email.message import EmailMessage
@@ -38,7 +39,17 @@ class OutboundEmail(TenantModel, table=True):
 
 def _send_smtp(msg: EmailMessage) -> None:
     s = get_settings()
-    with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=15) as smtp:
+    context = ssl.create_default_context()
+    smtp: smtplib.SMTP
+    if s.smtp_security == "tls":
+        smtp = smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=15, context=context)
+    else:
+        smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=15)
+    with smtp:
+        if s.smtp_security == "starttls":
+            smtp.starttls(context=context)
+        if s.smtp_username:
+            smtp.login(s.smtp_username, s.smtp_password)
         smtp.send_message(msg)
 
 

@@ -1,7 +1,500 @@
-"""Server-rendered agency console and client portal (built out by the portal work)."""
+"""The server-rendered portal: the agency console and the client portal, under /a/{slug}/.
 
-from fastapi import FastAPI
+HTTP only: every handler reads the form, calls a service and renders a template. Access is
+declared with the permission aliases of `services.portal.auth`; every form is CSRF-checked;
+errors become branded pages (see `services.portal.routing`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import RedirectResponse, Response
+
+from services.agencies import service as agencies
+from services.agencies.schemas import Branding
+from services.identity import service as identity
+from services.identity.schemas import InvitationCreate
+from services.kit import ids
+from services.kit.errors import (
+    Conflict,
+    Forbidden,
+    InvalidTransition,
+    NotFound,
+    Unauthorized,
+    ValidationFailed,
+)
+from services.kit.schemas import path_id
+from services.kit.web import DBSession
+from services.portal import forms, security
+from services.portal import service as portal
+from services.portal.auth import (
+    AgencyManage,
+    ClientsCreate,
+    ClientsLifecycle,
+    ClientsRead,
+    ClientsUpdate,
+    CsrfChecked,
+    MaybeSignedIn,
+    PortalAgency,
+    PublicAgency,
+    UsersInvite,
+    UsersRead,
+)
+from services.portal.rendering import page
+from services.portal.routing import FormRejected, PortalRoute, install_not_found_page
+from services.records import service as records
+from services.records.repository import ClientSort
+from services.settings import get_settings
+from tenants.models import LifecycleStage
+from tenants.principal import Principal
+from tenants.roles import CLIENT_ROLES, Permission, Role
+
+router = APIRouter(prefix="/a/{slug}", route_class=PortalRoute, include_in_schema=False)
+
+SORTS = {"name": ClientSort.NAME, "newest": ClientSort.NEWEST, "oldest": ClientSort.OLDEST}
+Text = Annotated[str, Query(max_length=200)]
+
+
+def _see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def _flash_redirect(url: str, slug: str, flash: str) -> RedirectResponse:
+    response = _see_other(url)
+    security.set_flash(response, slug, flash)
+    return response
+
+
+def _client_id(public_id: str) -> Any:
+    return path_id("cli", public_id, "client")
+
+
+# ---- entry, sign-in, sign-out -------------------------------------------------------------------
+
+
+@router.get("", name="portal_root_bare")
+@router.get("/", name="portal_root")
+async def root(agency: PortalAgency, principal: MaybeSignedIn) -> Response:
+    if principal is None:
+        return _see_other(f"/a/{agency.slug}/login")
+    return _see_other(portal.landing(principal, f"/a/{agency.slug}"))
+
+
+@router.get("/login", name="portal_login_page")
+async def login_page(
+    request: Request, agency: PortalAgency, principal: MaybeSignedIn, next: Text = ""
+) -> Response:
+    target = security.safe_next(next, agency.slug)
+    if principal is not None:
+        return _see_other(target or portal.landing(principal, f"/a/{agency.slug}"))
+    return page(request, "login.html", {"email": "", "next": target or "", "error": None})
+
+
+@router.post("/login", name="portal_login", dependencies=[CsrfChecked])
+async def login(request: Request, agency: PublicAgency, session: DBSession) -> Response:
+    form = await request.form()
+    email = forms._text(form, "email")
+    password = form.get("password")
+    target = security.safe_next(form.get("next"), agency.slug)
+    error = None
+    if not email or not isinstance(password, str) or not password:
+        error = "Enter your e-mail address and your password."
+    else:
+        try:
+            user, token = await identity.sign_in(
+                session, agency, email=email[:320], password=password[:1024],
+                ip=request.client.host if request.client else None,
+                user_agent=request.headers.get("user-agent"),
+            )
+        except Unauthorized:
+            error = "That e-mail and password do not match an account. Check both and try again."
+    if error is not None:
+        # Returned, not raised: the failed attempt's audit event is committed.
+        return page(request, "login.html", {"email": email, "next": target or "", "error": error},
+                    status=401)
+    principal = await identity.principal_for_user(session, user, agency)
+    response = _see_other(target or portal.landing(principal, f"/a/{agency.slug}"))
+    security.set_session_cookie(response, agency.slug, token)
+    return response
+
+
+@router.post("/logout", name="portal_logout", dependencies=[CsrfChecked])
+async def logout(agency: PortalAgency, principal: MaybeSignedIn, session: DBSession) -> Response:
+    if principal is not None:
+        await identity.sign_out(session, principal)
+    response = _flash_redirect(f"/a/{agency.slug}/login", agency.slug, "signed_out")
+    security.clear_session_cookie(response, agency.slug)
+    return response
+
+
+# ---- clients ------------------------------------------------------------------------------------
+
+
+@router.get("/clients", name="portal_clients")
+async def clients_list(
+    request: Request,
+    agency: PortalAgency,
+    principal: ClientsRead,
+    session: DBSession,
+    q: Text = "",
+    stage: Text = "",
+    sort: Text = "name",
+    cursor: Annotated[str, Query(max_length=500)] = "",
+) -> Response:
+    try:
+        stage_filter = LifecycleStage(stage) if stage else None
+    except ValueError:
+        stage_filter = None
+    sort_key = sort if sort in SORTS else "name"
+    try:
+        listing = await portal.client_list(
+            session, q=q.strip() or None, stage=stage_filter, sort=SORTS[sort_key],
+            cursor=cursor or None,
+        )
+    except ValidationFailed:  # a tampered or stale cursor: start from the first page
+        listing = await portal.client_list(
+            session, q=q.strip() or None, stage=stage_filter, sort=SORTS[sort_key], cursor=None
+        )
+        cursor = ""
+    context = {
+        "nav": "clients", "listing": listing, "q": q.strip(),
+        "stage": stage_filter.value if stage_filter else "", "sort": sort_key, "cursor": cursor,
+    }
+    partial = request.headers.get("hx-request") and request.headers.get("hx-target") == "results"
+    response = page(request, "clients/_results.html" if partial else "clients/list.html", context)
+    response.headers["Vary"] = "HX-Request, HX-Target"
+    return response
+
+
+def _client_form(
+    request: Request,
+    *,
+    principal: Principal,
+    values: dict[str, Any],
+    errors: dict[str, str],
+    staff: list[portal.Person],
+    client: portal.ClientDetail | None = None,
+    status: int = 200,
+) -> Response:
+    return page(
+        request, "clients/form.html",
+        {"nav": "clients", "values": values, "errors": errors, "staff_choices": staff,
+         "days": forms.DAYS, "detail": client,
+         "can_assign": principal.can(Permission.CLIENTS_ASSIGN)},
+        status=status,
+    )
+
+
+@router.get("/clients/new", name="portal_client_new")
+async def client_new(request: Request, principal: ClientsCreate, session: DBSession) -> Response:
+    values = forms.blank_client_values()
+    return _client_form(request, principal=principal, values=values, errors={},
+                        staff=await portal.staff_choices(session, principal))
+
+
+@router.post("/clients", name="portal_client_create", dependencies=[CsrfChecked])
+async def client_create(
+    request: Request, agency: PortalAgency, principal: ClientsCreate, session: DBSession
+) -> Response:
+    values = forms.client_values(await request.form())
+    can_assign = principal.can(Permission.CLIENTS_ASSIGN)
+    try:
+        view = await records.create(
+            session, principal, forms.to_client_create(values, can_assign=can_assign)
+        )
+    except forms.FormErrors as exc:
+        errors = exc.errors
+    except ValidationFailed as exc:
+        errors = forms.error_of(exc)
+    else:
+        return _flash_redirect(
+            f"/a/{agency.slug}/clients/{ids.encode('cli', view.client.id)}", agency.slug,
+            "client_created",
+        )
+    staff = await portal.staff_choices(session, principal)
+    raise FormRejected(_client_form(request, principal=principal, values=values, errors=errors,
+                                    staff=staff, status=422))
+
+
+@router.get("/clients/{client_id}", name="portal_client")
+async def client_detail(
+    request: Request, client_id: str, principal: ClientsRead, session: DBSession
+) -> Response:
+    detail = await portal.client_detail(session, principal, _client_id(client_id))
+    return page(request, "clients/detail.html", {"nav": "clients", "detail": detail, "error": None})
+
+
+@router.get("/clients/{client_id}/edit", name="portal_client_edit")
+async def client_edit(
+    request: Request, client_id: str, principal: ClientsUpdate, session: DBSession
+) -> Response:
+    detail = await portal.client_detail(session, principal, _client_id(client_id))
+    values = forms.client_values_of(detail.client, [p.id for p in detail.staff])
+    return _client_form(request, principal=principal, values=values, errors={}, client=detail,
+                        staff=await portal.staff_choices(session, principal))
+
+
+@router.post("/clients/{client_id}/edit", name="portal_client_update", dependencies=[CsrfChecked])
+async def client_update(
+    request: Request, agency: PortalAgency, client_id: str, principal: ClientsUpdate,
+    session: DBSession,
+) -> Response:
+    cid = _client_id(client_id)
+    detail = await portal.client_detail(session, principal, cid)  # 404 before anything else
+    values = forms.client_values(await request.form())
+    can_assign = principal.can(Permission.CLIENTS_ASSIGN)
+    try:
+        await records.update(
+            session, principal, cid, forms.to_client_update(values, can_assign=can_assign)
+        )
+    except forms.FormErrors as exc:
+        errors = exc.errors
+    except ValidationFailed as exc:
+        errors = forms.error_of(exc)
+    else:
+        return _flash_redirect(f"/a/{agency.slug}/clients/{detail.id}", agency.slug,
+                               "client_updated")
+    staff = await portal.staff_choices(session, principal)
+    raise FormRejected(_client_form(request, principal=principal, values=values, errors=errors,
+                                    client=detail, staff=staff, status=422))
+
+
+@router.post(
+    "/clients/{client_id}/lifecycle", name="portal_client_lifecycle", dependencies=[CsrfChecked]
+)
+async def client_lifecycle(
+    request: Request, agency: PortalAgency, client_id: str, principal: ClientsLifecycle,
+    session: DBSession,
+) -> Response:
+    cid = _client_id(client_id)
+    form = await request.form()
+    reason = forms._text(form, "reason")[:500] or None
+    try:
+        stage = LifecycleStage(forms._text(form, "stage"))
+    except ValueError:
+        stage = None
+    error = None
+    if stage is None:
+        await records.get(session, cid)  # an unknown client stays a 404
+        error, status = "Choose one of the stages offered.", 422
+    else:
+        try:
+            await records.change_lifecycle(session, cid, stage, reason)
+        except InvalidTransition as exc:
+            error, status = forms.error_of(exc)["stage"], 409
+    if error is None:
+        return _flash_redirect(f"/a/{agency.slug}/clients/{client_id}", agency.slug,
+                               "lifecycle_changed")
+    detail = await portal.client_detail(session, principal, cid)
+    raise FormRejected(page(request, "clients/detail.html",
+                            {"nav": "clients", "detail": detail, "error": error}, status=status))
+
+
+# ---- team and invitations -----------------------------------------------------------------------
+
+
+async def _team_page(
+    request: Request, principal: Principal, session: DBSession, *,
+    values: dict[str, str] | None = None, errors: dict[str, str] | None = None, status: int = 200,
+) -> Response:
+    roles = portal.grantable_roles(principal)
+    clients = await portal.client_choices(session) if any(r in CLIENT_ROLES for r in roles) else []
+    return page(
+        request, "team.html",
+        {"nav": "team", "team": await portal.team(session, principal), "roles": roles,
+         "client_roles": [r.value for r in roles if r in CLIENT_ROLES], "clients": clients,
+         "values": values or {"email": "", "name": "", "role": "", "client_id": ""},
+         "errors": errors or {}},
+        status=status,
+    )
+
+
+@router.get("/team", name="portal_team")
+async def team(request: Request, principal: UsersRead, session: DBSession) -> Response:
+    return await _team_page(request, principal, session)
+
+
+@router.post("/team/invitations", name="portal_invite", dependencies=[CsrfChecked])
+async def invite(
+    request: Request, agency: PortalAgency, principal: UsersInvite, session: DBSession
+) -> Response:
+    form = await request.form()
+    values = {k: forms._text(form, k) for k in ("email", "name", "role", "client_id")}
+    errors: dict[str, str] = {}
+    try:
+        role = Role(values["role"])
+    except ValueError:
+        role = None
+        errors["role"] = "Choose a role."
+    client_uuid = None
+    if role in CLIENT_ROLES:
+        client_uuid = ids.decode("cli", values["client_id"]) if values["client_id"] else None
+        if client_uuid is None:
+            errors["client_id"] = "Choose the client this person will work with."
+    try:
+        data = forms.validate(InvitationCreate, {
+            "email": values["email"], "name": values["name"], "role": values["role"] or None,
+        })
+    except forms.FormErrors as exc:
+        errors = {**exc.errors, **errors}
+    if not errors and role is not None:
+        try:
+            await identity.invite(
+                session, principal, email=str(data.email), name=data.name, role=role,
+                client_id=client_uuid,
+            )
+        except (ValidationFailed, Conflict) as exc:
+            errors = forms.error_of(exc, "email")
+        except Forbidden as exc:
+            errors = forms.error_of(exc, "role")
+        except NotFound:
+            errors = {"client_id": "Choose the client this person will work with."}
+        else:
+            return _flash_redirect(f"/a/{agency.slug}/team", agency.slug, "invited")
+    raise FormRejected(
+        await _team_page(request, principal, session, values=values, errors=errors, status=422)
+    )
+
+
+@router.post(
+    "/team/invitations/{invitation_id}/revoke", name="portal_invitation_revoke",
+    dependencies=[CsrfChecked],
+)
+async def revoke_invitation(
+    agency: PortalAgency, invitation_id: str, principal: UsersInvite, session: DBSession
+) -> Response:
+    await identity.revoke_invitation(
+        session, principal, path_id("inv", invitation_id, "invitation")
+    )
+    return _flash_redirect(f"/a/{agency.slug}/team", agency.slug, "invitation_revoked")
+
+
+def _token(token: str) -> str:
+    if not (20 <= len(token) <= 64) or not token.isalnum():
+        raise NotFound("no such invitation")
+    return token
+
+
+_INVITE_GONE = (
+    "This invitation link is not valid any more: it was already used, revoked or it expired. "
+    "Ask the person who invited you for a new one."
+)
+
+
+@router.get("/invite/{token}", name="portal_invitation")
+async def invitation_page(
+    request: Request, token: str, agency: PublicAgency, session: DBSession
+) -> Response:
+    try:
+        inv = await identity.open_invitation(session, _token(token))
+    except NotFound:
+        raise NotFound(_INVITE_GONE) from None
+    view = await portal.invitation_view(session, inv)
+    return page(request, "invite.html",
+                {"invitation": view, "values": {"name": inv.name}, "errors": {}})
+
+
+@router.post("/invite/{token}", name="portal_invitation_accept", dependencies=[CsrfChecked])
+async def accept_invitation(
+    request: Request, token: str, agency: PublicAgency, session: DBSession
+) -> Response:
+    try:
+        inv = await identity.open_invitation(session, _token(token))
+    except NotFound:
+        raise NotFound(_INVITE_GONE) from None
+    view = await portal.invitation_view(session, inv)
+    form = await request.form()
+    name = forms._text(form, "name")[:200]
+    password = form.get("password")
+    password = password if isinstance(password, str) else ""
+    errors: dict[str, str] = {}
+    ip = request.client.host if request.client else None
+    agent = request.headers.get("user-agent")
+    if view.has_account:
+        try:
+            user, cookie = await identity.sign_in(session, agency, email=view.email,
+                                                  password=password[:1024], ip=ip, user_agent=agent)
+        except Unauthorized:
+            errors["password"] = "That is not the password of your account."  # noqa: S105
+        else:
+            await identity.accept_invitation(session, agency, token, name=name, password=password)
+    else:
+        if not name:
+            errors["name"] = "Tell us your name."
+        if password != form.get("password_confirm"):
+            errors["password_confirm"] = "The two passwords are not the same."  # noqa: S105
+        if not errors:
+            try:
+                await identity.accept_invitation(session, agency, token, name=name,
+                                                 password=password)
+            except (ValidationFailed, Conflict) as exc:
+                errors = forms.error_of(exc, "password")
+            else:
+                user, cookie = await identity.sign_in(
+                    session, agency, email=view.email, password=password, ip=ip, user_agent=agent
+                )
+    if errors:
+        raise FormRejected(page(request, "invite.html",
+                                {"invitation": view, "values": {"name": name}, "errors": errors},
+                                status=422))
+    principal = await identity.principal_for_user(session, user, agency)
+    response = _flash_redirect(portal.landing(principal, f"/a/{agency.slug}"), agency.slug,
+                               "welcome")
+    security.set_session_cookie(response, agency.slug, cookie)
+    return response
+
+
+# ---- agency branding ----------------------------------------------------------------------------
+
+BRANDING_FIELDS = ("name", "brand_logo_url", "brand_primary_color", "brand_accent_color",
+                   "support_email")
+
+
+def _branding_page(
+    request: Request, values: dict[str, str], errors: dict[str, str], status: int = 200
+) -> Response:
+    return page(request, "branding.html",
+                {"nav": "branding", "values": values, "errors": errors}, status=status)
+
+
+@router.get("/settings/branding", name="portal_branding")
+async def branding(request: Request, agency: PortalAgency, principal: AgencyManage) -> Response:
+    values = {k: getattr(agency, k) or "" for k in BRANDING_FIELDS}
+    return _branding_page(request, values, {})
+
+
+@router.post("/settings/branding", name="portal_branding_update", dependencies=[CsrfChecked])
+async def branding_update(
+    request: Request, agency: PortalAgency, principal: AgencyManage, session: DBSession
+) -> Response:
+    form = await request.form()
+    values = {k: forms._text(form, k) for k in BRANDING_FIELDS}
+    try:
+        # Empty logo and support e-mail clear them; the colours are always set.
+        data = forms.validate(Branding, {
+            "name": values["name"],
+            "brand_logo_url": values["brand_logo_url"] or None,
+            "support_email": values["support_email"] or None,
+            **{k: values[k] for k in ("brand_primary_color", "brand_accent_color") if values[k]},
+        })
+    except forms.FormErrors as exc:
+        raise FormRejected(_branding_page(request, values, exc.errors, status=422)) from None
+    assert principal.agency_id is not None
+    await agencies.update_branding(session, principal.agency_id, data)
+    return _flash_redirect(f"/a/{agency.slug}/settings/branding", agency.slug, "branding_saved")
+
+
+# ---- mounting -----------------------------------------------------------------------------------
 
 
 def mount_portal(app: FastAPI) -> None:
-    return None
+    app.mount(
+        "/static",
+        StaticFiles(directory=get_settings().static_dir, check_dir=False),
+        name="static",
+    )
+    app.include_router(router)
+    install_not_found_page(app)

@@ -1,0 +1,122 @@
+"""The portal's one principal dependency and its declared permission aliases.
+
+slug → agency (an explicit, logged unscoped lookup) → session cookie →
+`identity.service.resolve_browser_session`, which scopes the request's session to the
+agency and, for client users and staff, to their clients. Handlers declare what they need
+as a permission (`ClientsRead`, `AgencyManage`, ...), never as a role name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+from urllib.parse import urlsplit
+
+import structlog
+from fastapi import Depends, Request
+
+from services.agencies import service as agencies
+from services.agencies.schemas import SLUG_RE
+from services.identity import service as identity
+from services.kit.errors import Forbidden, NotFound
+from services.kit.web import DBSession
+from services.portal import security
+from services.portal import service as portal
+from services.portal.rendering import Brand
+from services.portal.routing import CsrfRejected, LoginRequired
+from tenants.context import TenantContext
+from tenants.models import Agency, AgencyStatus
+from tenants.principal import Principal
+from tenants.roles import Permission
+from tenants.scoping import set_tenant
+
+
+async def portal_agency(slug: str, request: Request, session: DBSession) -> Agency:
+    """The agency the address names. Unknown or suspended: the 404 page."""
+    agency = await agencies.by_public_slug(session, slug) if SLUG_RE.match(slug) else None
+    if agency is None or agency.status != AgencyStatus.ACTIVE:
+        raise NotFound("no such portal")
+    request.state.portal_brand = Brand.of(agency)
+    structlog.contextvars.bind_contextvars(agency_id=str(agency.id))
+    return agency
+
+
+PortalAgency = Annotated[Agency, Depends(portal_agency)]
+
+
+async def public_agency(agency: PortalAgency, session: DBSession) -> Agency:
+    """Pages for people who are not signed in yet (sign-in, invitation): the session works
+    inside the agency's tenant with no principal."""
+    await set_tenant(session, TenantContext.for_agency(agency.id))
+    return agency
+
+
+PublicAgency = Annotated[Agency, Depends(public_agency)]
+
+
+async def optional_principal(
+    request: Request, agency: PortalAgency, session: DBSession
+) -> Principal | None:
+    token = security.session_cookie(request)
+    if not token:
+        return None
+    principal = await identity.resolve_browser_session(session, agency, token)
+    if principal is None:
+        return None
+    request.state.portal_principal = principal
+    request.state.portal_viewer = await portal.viewer(session, principal)
+    request.state.portal_home = portal.landing(principal, f"/a/{agency.slug}")
+    structlog.contextvars.bind_contextvars(
+        actor="user", actor_id=str(principal.user_id) if principal.user_id else None
+    )
+    return principal
+
+
+MaybeSignedIn = Annotated[Principal | None, Depends(optional_principal)]
+
+
+async def signed_in(request: Request, agency: PortalAgency, principal: MaybeSignedIn) -> Principal:
+    if principal is None:
+        if request.headers.get("hx-request"):
+            came_from = urlsplit(request.headers.get("hx-current-url", ""))
+        elif request.method != "GET":
+            came_from = urlsplit(request.headers.get("referer", ""))
+        else:
+            came_from = urlsplit(str(request.url))
+        next_url = came_from.path + (f"?{came_from.query}" if came_from.query else "")
+        raise LoginRequired(agency.slug, security.safe_next(next_url, agency.slug))
+    return principal
+
+
+SignedIn = Annotated[Principal, Depends(signed_in)]
+
+
+def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
+    async def dependency(principal: SignedIn) -> Principal:
+        if not principal.can(permission):
+            raise Forbidden(f"this needs the {permission.value} permission")
+        return principal
+
+    dependency.__name__ = f"portal_require_{permission.name.lower()}"
+    return dependency
+
+
+ClientsRead = Annotated[Principal, Depends(require(Permission.CLIENTS_READ))]
+ClientsCreate = Annotated[Principal, Depends(require(Permission.CLIENTS_CREATE))]
+ClientsUpdate = Annotated[Principal, Depends(require(Permission.CLIENTS_UPDATE))]
+ClientsLifecycle = Annotated[Principal, Depends(require(Permission.CLIENTS_LIFECYCLE))]
+UsersRead = Annotated[Principal, Depends(require(Permission.USERS_READ))]
+UsersInvite = Annotated[Principal, Depends(require(Permission.USERS_INVITE))]
+AgencyManage = Annotated[Principal, Depends(require(Permission.AGENCY_MANAGE))]
+
+
+async def csrf_protect(request: Request, agency: PortalAgency) -> None:
+    """Every portal form posts a token that must match the browser's cookies."""
+    form = await request.form()
+    if not security.origin_allowed(request) or not security.csrf_valid(
+        request, agency.slug, form.get(security.CSRF_FIELD)
+    ):
+        raise CsrfRejected("the form's security token is missing or does not match")
+
+
+CsrfChecked = Depends(csrf_protect)
