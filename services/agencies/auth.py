@@ -1,8 +1,13 @@
 """Declared access rules for agencies."""
 
-from services.identity.auth import Authorized
+from typing import Annotated
+
+from fastapi import Depends
+
+from services.identity.auth import require
+from tenants.principal import Principal
 from tenants.roles import Permission
 
-Operator = Authorized(Permission.PLATFORM_AGENCIES)
-AgencyRead = Authorized(Permission.AGENCY_READ)
-AgencyManage = Authorized(Permission.AGENCY_MANAGE)
+Operator = Annotated[Principal, Depends(require(Permission.PLATFORM_AGENCIES))]
+AgencyRead = Annotated[Principal, Depends(require(Permission.AGENCY_READ))]
+AgencyManage = Annotated[Principal, Depends(require(Permission.AGENCY_MANAGE))]

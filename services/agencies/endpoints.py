@@ -31,7 +31,9 @@ router = APIRouter(tags=["agencies"])
 
 
 @router.post("/agencies", status_code=201, response_model=AgencyCreated, name="agencies_create")
-async def create_agency(body: AgencyCreate, principal: Operator, session: DBSession) -> AgencyCreated:  # type: ignore[valid-type]
+async def create_agency(
+    body: AgencyCreate, principal: Operator, session: DBSession
+) -> AgencyCreated:
     made = await service.onboard(session, body)
     return AgencyCreated(
         agency=AgencyOut.of(made.agency),
@@ -42,7 +44,7 @@ async def create_agency(body: AgencyCreate, principal: Operator, session: DBSess
 
 @router.get("/agencies", response_model=AgencyPage, name="agencies_list")
 async def list_agencies(
-    principal: Operator,  # type: ignore[valid-type]
+    principal: Operator,
     session: DBSession,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
@@ -81,7 +83,7 @@ async def get_agency(agency_id: str, principal: AnyPrincipal, session: DBSession
 
 @router.patch("/agencies/{agency_id}", response_model=AgencyOut, name="agencies_update")
 async def update_agency(
-    agency_id: str, body: AgencyUpdate, principal: Operator, session: DBSession  # type: ignore[valid-type]
+    agency_id: str, body: AgencyUpdate, principal: Operator, session: DBSession
 ) -> AgencyOut:
     return AgencyOut.of(
         await service.operator_update(session, path_id("agy", agency_id, "agency"), body)
@@ -89,7 +91,7 @@ async def update_agency(
 
 
 @router.get("/agency", response_model=AgencyOut, name="agency_get_own")
-async def get_own_agency(principal: AgencyRead, session: DBSession) -> AgencyOut:  # type: ignore[valid-type]
+async def get_own_agency(principal: AgencyRead, session: DBSession) -> AgencyOut:
     agency = await repo.by_id(session, principal.agency_id)
     if agency is None:
         raise NotFound("no such agency")
@@ -97,5 +99,7 @@ async def get_own_agency(principal: AgencyRead, session: DBSession) -> AgencyOut
 
 
 @router.patch("/agency", response_model=AgencyOut, name="agency_update_branding")
-async def update_own_agency(body: Branding, principal: AgencyManage, session: DBSession) -> AgencyOut:  # type: ignore[valid-type]
+async def update_own_agency(
+    body: Branding, principal: AgencyManage, session: DBSession
+) -> AgencyOut:
     return AgencyOut.of(await service.update_branding(session, principal.agency_id, body))

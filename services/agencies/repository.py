@@ -13,7 +13,9 @@ from tenants.models import Agency
 
 
 async def by_id(session: AsyncSession, agency_id: uuid.UUID) -> Agency | None:
-    return (await session.execute(select(Agency).where(Agency.id == agency_id))).scalar_one_or_none()
+    return (
+        await session.execute(select(Agency).where(Agency.id == agency_id))
+    ).scalar_one_or_none()
 
 
 async def by_slug(session: AsyncSession, slug: str) -> Agency | None:
@@ -26,7 +28,9 @@ async def page(
     stmt = select(Agency).order_by(Agency.created_at, Agency.id).limit(limit)
     if after is not None:
         stmt = stmt.where(
-            or_(Agency.created_at > after[0],
-                (Agency.created_at == after[0]) & (Agency.id > after[1]))
+            or_(
+                Agency.created_at > after[0],
+                (Agency.created_at == after[0]) & (Agency.id > after[1]),
+            )
         )
     return (await session.execute(stmt)).scalars().all()

@@ -42,14 +42,21 @@ async def onboard(session: AsyncSession, data: AgencyCreate) -> OnboardedAgency:
     # The new agency is its own tenant from here on: every row below is written inside it.
     await set_tenant(session, TenantContext.for_agency(agency.id), Principal.operator())
     owner = await identity.create_user(
-        session, agency.id, email=str(data.admin_email), name=data.admin_name,
+        session,
+        agency.id,
+        email=str(data.admin_email),
+        name=data.admin_name,
         password=data.admin_password,
     )
     session.add(Membership(agency_id=agency.id, user_id=owner.id, role=Role.AGENCY_OWNER))
     await session.flush()
     system = Principal(
-        kind="system", agency_id=agency.id, agency_slug=agency.slug, role=Role.AGENCY_OWNER,
-        permissions=frozenset(), label="agency onboarding",
+        kind="system",
+        agency_id=agency.id,
+        agency_slug=agency.slug,
+        role=Role.AGENCY_OWNER,
+        permissions=frozenset(),
+        label="agency onboarding",
     )
     _, raw = await identity.create_api_key(session, system, name="Admin key (onboarding)")
     return OnboardedAgency(agency, owner, raw)
@@ -77,7 +84,9 @@ async def update_branding(session: AsyncSession, agency_id: uuid.UUID, data: Bra
     return agency
 
 
-async def operator_update(session: AsyncSession, agency_id: uuid.UUID, data: AgencyUpdate) -> Agency:
+async def operator_update(
+    session: AsyncSession, agency_id: uuid.UUID, data: AgencyUpdate
+) -> Agency:
     async with unscoped(session, "operator: update an agency"):
         agency = await repo.by_id(session, agency_id)
         if agency is None:

@@ -6,19 +6,20 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from services.audit import repository as repo
-from services.identity.auth import Authorized
+from services.identity.auth import require
 from services.kit import ids
 from services.kit.errors import ValidationFailed
 from services.kit.schemas import DEFAULT_LIMIT, MAX_LIMIT, Output, decode_cursor, encode_cursor
 from services.kit.web import DBSession
 from tenants.models import AuditEvent
+from tenants.principal import Principal
 from tenants.roles import Permission
 
 router = APIRouter(tags=["audit"])
-AuditRead = Authorized(Permission.AUDIT_READ)
+AuditRead = Annotated[Principal, Depends(require(Permission.AUDIT_READ))]
 
 _PREFIX = {
     "client": "cli",
@@ -73,7 +74,7 @@ class AuditPage(Output):
 
 @router.get("/audit-events", response_model=AuditPage, name="audit_events_list")
 async def list_audit_events(
-    principal: AuditRead,  # type: ignore[valid-type]
+    principal: AuditRead,
     session: DBSession,
     action: Annotated[str | None, Query(max_length=80)] = None,
     target_id: Annotated[str | None, Query(max_length=40)] = None,

@@ -42,8 +42,3 @@ def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal
 
     dependency.__name__ = f"require_{permission.name.lower()}"
     return dependency
-
-
-def Authorized(permission: Permission) -> object:
-    """`principal: Authorized(Permission.X)` in a handler signature."""
-    return Annotated[Principal, Depends(require(permission))]

@@ -6,11 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from services.identity import repository as repo
 from services.identity import service
-from services.identity.auth import Authorized
+from services.identity.auth import require
 from services.identity.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -37,14 +37,15 @@ from services.kit.schemas import (
 from services.kit.types import utcnow
 from services.kit.web import DBSession
 from tenants.models import UserStatus
+from tenants.principal import Principal
 from tenants.roles import Permission
 
 router = APIRouter(tags=["people"])
 
-UsersRead = Authorized(Permission.USERS_READ)
-UsersInvite = Authorized(Permission.USERS_INVITE)
-UsersManage = Authorized(Permission.USERS_MANAGE)
-ApiKeysManage = Authorized(Permission.APIKEYS_MANAGE)
+UsersRead = Annotated[Principal, Depends(require(Permission.USERS_READ))]
+UsersInvite = Annotated[Principal, Depends(require(Permission.USERS_INVITE))]
+UsersManage = Annotated[Principal, Depends(require(Permission.USERS_MANAGE))]
+ApiKeysManage = Annotated[Principal, Depends(require(Permission.APIKEYS_MANAGE))]
 
 
 # ---- users -------------------------------------------------------------------------------
@@ -52,7 +53,7 @@ ApiKeysManage = Authorized(Permission.APIKEYS_MANAGE)
 
 @router.get("/users", response_model=UserPage, name="users_list")
 async def list_users(
-    principal: UsersRead,  # type: ignore[valid-type]
+    principal: UsersRead,
     session: DBSession,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
@@ -76,7 +77,7 @@ async def list_users(
 
 
 @router.get("/users/{user_id}", response_model=UserOut, name="users_get")
-async def get_user(user_id: str, principal: UsersRead, session: DBSession) -> UserOut:  # type: ignore[valid-type]
+async def get_user(user_id: str, principal: UsersRead, session: DBSession) -> UserOut:
     user = await repo.user(session, path_id("usr", user_id, "user"))
     if user is None:
         raise NotFound("no such user")
@@ -88,7 +89,7 @@ async def update_user(
     user_id: str,
     body: UserUpdate,
     principal: UsersManage,
-    session: DBSession,  # type: ignore[valid-type]
+    session: DBSession,
 ) -> UserOut:
     uid = path_id("usr", user_id, "user")
     user = await repo.user(session, uid)
@@ -112,7 +113,7 @@ async def update_user(
 async def create_membership(
     body: MembershipCreate,
     principal: UsersManage,
-    session: DBSession,  # type: ignore[valid-type]
+    session: DBSession,
 ) -> MembershipOut:
     m = await service.add_membership(
         session,
@@ -131,7 +132,7 @@ async def update_membership(
     membership_id: str,
     body: MembershipUpdate,
     principal: UsersManage,
-    session: DBSession,  # type: ignore[valid-type]
+    session: DBSession,
 ) -> MembershipOut:
     mid = path_id("mem", membership_id, "membership")
     return MembershipOut.of(await service.change_membership(session, principal, mid, body.role))
@@ -141,7 +142,7 @@ async def update_membership(
 async def delete_membership(
     membership_id: str,
     principal: UsersManage,
-    session: DBSession,  # type: ignore[valid-type]
+    session: DBSession,
 ) -> Response:
     await service.remove_membership(session, principal, path_id("mem", membership_id, "membership"))
     return Response(status_code=204)
@@ -156,7 +157,7 @@ async def delete_membership(
 async def create_invitation(
     body: InvitationCreate,
     principal: UsersInvite,
-    session: DBSession,  # type: ignore[valid-type]
+    session: DBSession,
 ) -> InvitationCreated:
     issued = await service.invite(
         session,
@@ -172,7 +173,7 @@ async def create_invitation(
 
 
 @router.get("/invitations", response_model=list[InvitationOut], name="invitations_list")
-async def list_invitations(principal: UsersInvite, session: DBSession) -> list[InvitationOut]:  # type: ignore[valid-type]
+async def list_invitations(principal: UsersInvite, session: DBSession) -> list[InvitationOut]:
     now = utcnow()
     return [InvitationOut.of(i, now) for i in await repo.invitations(session)]
 
@@ -180,7 +181,7 @@ async def list_invitations(principal: UsersInvite, session: DBSession) -> list[I
 @router.get("/invitations/{invitation_id}", response_model=InvitationOut, name="invitations_get")
 async def get_invitation(
     invitation_id: str, principal: UsersInvite, session: DBSession
-) -> InvitationOut:  # type: ignore[valid-type]
+) -> InvitationOut:
     inv = await repo.invitation(session, path_id("inv", invitation_id, "invitation"))
     if inv is None:
         raise NotFound("no such invitation")
@@ -190,7 +191,7 @@ async def get_invitation(
 @router.delete("/invitations/{invitation_id}", status_code=204, name="invitations_revoke")
 async def revoke_invitation(
     invitation_id: str, principal: UsersInvite, session: DBSession
-) -> Response:  # type: ignore[valid-type]
+) -> Response:
     await service.revoke_invitation(session, principal, path_id("inv", invitation_id, "invitation"))
     return Response(status_code=204)
 
@@ -201,7 +202,7 @@ async def revoke_invitation(
 @router.post("/api-keys", status_code=201, response_model=ApiKeyCreated, name="api_keys_create")
 async def create_api_key(
     body: ApiKeyCreate, principal: ApiKeysManage, session: DBSession
-) -> ApiKeyCreated:  # type: ignore[valid-type]
+) -> ApiKeyCreated:
     key, raw = await service.create_api_key(
         session,
         principal,
@@ -214,12 +215,12 @@ async def create_api_key(
 
 
 @router.get("/api-keys", response_model=list[ApiKeyOut], name="api_keys_list")
-async def list_api_keys(principal: ApiKeysManage, session: DBSession) -> list[ApiKeyOut]:  # type: ignore[valid-type]
+async def list_api_keys(principal: ApiKeysManage, session: DBSession) -> list[ApiKeyOut]:
     return [ApiKeyOut.of(k) for k in await repo.api_keys(session)]
 
 
 @router.get("/api-keys/{key_id}", response_model=ApiKeyOut, name="api_keys_get")
-async def get_api_key(key_id: str, principal: ApiKeysManage, session: DBSession) -> ApiKeyOut:  # type: ignore[valid-type]
+async def get_api_key(key_id: str, principal: ApiKeysManage, session: DBSession) -> ApiKeyOut:
     key = await repo.api_key(session, path_id("key", key_id, "API key"))
     if key is None:
         raise NotFound("no such API key")
@@ -227,6 +228,6 @@ async def get_api_key(key_id: str, principal: ApiKeysManage, session: DBSession)
 
 
 @router.delete("/api-keys/{key_id}", status_code=204, name="api_keys_revoke")
-async def revoke_api_key(key_id: str, principal: ApiKeysManage, session: DBSession) -> Response:  # type: ignore[valid-type]
+async def revoke_api_key(key_id: str, principal: ApiKeysManage, session: DBSession) -> Response:
     await service.revoke_api_key(session, principal, path_id("key", key_id, "API key"))
     return Response(status_code=204)

@@ -37,14 +37,14 @@ def _out(view: service.ClientView) -> ClientOut:
 async def create_client(
     body: ClientCreate,
     principal: ClientsCreate,
-    session: DBSession,  # type: ignore[valid-type]
+    session: DBSession,
 ) -> ClientOut:
     return _out(await service.create(session, principal, body))
 
 
 @router.get("", response_model=ClientPage, name="clients_list")
 async def list_clients(
-    principal: ClientsRead,  # type: ignore[valid-type]
+    principal: ClientsRead,
     session: DBSession,
     q: Annotated[
         str | None, Query(max_length=200, description="search names, e-mail, phone, city")
@@ -61,7 +61,7 @@ async def list_clients(
 
 
 @router.get("/{client_id}", response_model=ClientOut, name="clients_get")
-async def get_client(client_id: str, principal: ClientsRead, session: DBSession) -> ClientOut:  # type: ignore[valid-type]
+async def get_client(client_id: str, principal: ClientsRead, session: DBSession) -> ClientOut:
     return _out(await service.get(session, path_id("cli", client_id, "client")))
 
 
@@ -70,7 +70,7 @@ async def update_client(
     client_id: str,
     body: ClientUpdate,
     principal: ClientsUpdate,
-    session: DBSession,  # type: ignore[valid-type]
+    session: DBSession,
 ) -> ClientOut:
     cid = path_id("cli", client_id, "client")
     return _out(await service.update(session, principal, cid, body))
@@ -81,13 +81,13 @@ async def change_lifecycle(
     client_id: str,
     body: LifecycleChange,
     principal: ClientsLifecycle,
-    session: DBSession,  # type: ignore[valid-type]
+    session: DBSession,
 ) -> ClientOut:
     cid = path_id("cli", client_id, "client")
     return _out(await service.change_lifecycle(session, cid, body.stage, body.reason))
 
 
 @router.delete("/{client_id}", status_code=204, name="clients_delete")
-async def delete_client(client_id: str, principal: ClientsDelete, session: DBSession) -> Response:  # type: ignore[valid-type]
+async def delete_client(client_id: str, principal: ClientsDelete, session: DBSession) -> Response:
     await service.delete(session, path_id("cli", client_id, "client"))
     return Response(status_code=204)
