@@ -19,9 +19,17 @@ async def agency(session: AsyncSession, agency_id: uuid.UUID) -> Agency | None:
     ).scalar_one_or_none()
 
 
-async def api_key_by_hash(session: AsyncSession, key_hash: str) -> ApiKey | None:
-    stmt = select(ApiKey).where(ApiKey.key_hash == key_hash)
-    return (await session.execute(stmt)).scalar_one_or_none()
+async def api_key_with_agency(
+    session: AsyncSession, key_hash: str
+) -> tuple[ApiKey, Agency] | None:
+    """The key and its agency in one round trip (the hot path of every API request)."""
+    stmt = (
+        select(ApiKey, Agency)
+        .join(Agency, Agency.id == ApiKey.agency_id)
+        .where(ApiKey.key_hash == key_hash)
+    )
+    row = (await session.execute(stmt)).first()
+    return (row[0], row[1]) if row is not None else None
 
 
 async def api_key(session: AsyncSession, key_id: uuid.UUID) -> ApiKey | None:

@@ -68,12 +68,14 @@ async def resolve_bearer(session: AsyncSession, raw: str) -> Principal:
     if agency_id is None:
         raise Unauthorized("the bearer token is not a Switchboard API key")
     await set_tenant(session, TenantContext.for_agency(agency_id))
-    key = await repo.api_key_by_hash(session, sha256_hex(raw))
+    found = await repo.api_key_with_agency(session, sha256_hex(raw))
     now = utcnow()
-    if key is None or key.revoked_at is not None or (key.expires_at and key.expires_at <= now):
+    if found is None:
         raise Unauthorized("the API key is unknown, revoked or expired")
-    agency = await repo.agency(session, agency_id)
-    if agency is None or agency.status != AgencyStatus.ACTIVE:
+    key, agency = found
+    if key.revoked_at is not None or (key.expires_at and key.expires_at <= now):
+        raise Unauthorized("the API key is unknown, revoked or expired")
+    if agency.status != AgencyStatus.ACTIVE:
         raise Unauthorized("the agency of this API key is not active")
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         key.last_used_at = now
