@@ -50,14 +50,7 @@ async def onboard(session: AsyncSession, data: AgencyCreate) -> OnboardedAgency:
     )
     session.add(Membership(agency_id=agency.id, user_id=owner.id, role=Role.AGENCY_OWNER))
     await session.flush()
-    system = Principal(
-        kind="system",
-        agency_id=agency.id,
-        agency_slug=agency.slug,
-        role=Role.AGENCY_OWNER,
-        permissions=frozenset(),
-        label="agency onboarding",
-    )
+    system = Principal.acting_in(agency.id, agency.slug, "agency onboarding")
     _, raw = await identity.create_api_key(session, system, name="Admin key (onboarding)")
     return OnboardedAgency(agency, owner, raw)
 
