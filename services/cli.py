@@ -101,7 +101,6 @@ async def _create_key(slug: str, name: str) -> dict[str, Any]:
     from services.kit.db import unit_of_work
     from services.kit.errors import NotFound
     from tenants.principal import Principal
-    from tenants.roles import Role
     from tenants.scoping import scope_to, unscoped
 
     async with unit_of_work() as session:
@@ -109,14 +108,7 @@ async def _create_key(slug: str, name: str) -> dict[str, Any]:
             agency = await agencies.by_slug(session, slug)
         if agency is None:
             raise NotFound(f"no agency with slug {slug!r}")
-        principal = Principal(
-            kind="operator",
-            agency_id=agency.id,
-            agency_slug=agency.slug,
-            role=Role.AGENCY_OWNER,
-            permissions=frozenset(),
-            label="platform operator (CLI)",
-        )
+        principal = Principal.acting_in(agency.id, agency.slug, "platform operator (CLI)")
         await scope_to(session, principal)
         key, raw = await identity.create_api_key(session, principal, name=name)
     return {"api_key_id": ids.encode("key", key.id), "slug": slug, "api_key": raw}

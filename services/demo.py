@@ -148,14 +148,7 @@ async def seed() -> dict[str, Any]:
                 )
             )
             await session.flush()
-        principal = Principal(
-            kind="operator",
-            agency_id=agency.id,
-            agency_slug=agency.slug,
-            role=Role.AGENCY_OWNER,
-            permissions=frozenset(),
-            label="demo seed",
-        )
+        principal = Principal.acting_in(agency.id, agency.slug, "demo seed")
         await scope_to(session, principal)
         _, raw = await identity.create_api_key(session, principal, name="Demo key")
         owner_user = await identity_repo.user_by_email(session, OWNER)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from tenants.context import TenantContext
-from tenants.roles import OPERATOR_PERMISSIONS, Permission, Role
+from tenants.roles import OPERATOR_PERMISSIONS, ROLE_PERMISSIONS, Permission, Role
 
 PrincipalKind = Literal["user", "api_key", "operator", "system"]
 
@@ -55,6 +55,18 @@ class Principal:
             role=None,
             permissions=OPERATOR_PERMISSIONS,
             label="platform operator",
+        )
+
+    @classmethod
+    def acting_in(cls, agency_id: uuid.UUID, agency_slug: str, label: str) -> Principal:
+        """The operator (CLI, onboarding, demo seed) acting inside one agency as its owner."""
+        return cls(
+            kind="operator",
+            agency_id=agency_id,
+            agency_slug=agency_slug,
+            role=Role.AGENCY_OWNER,
+            permissions=ROLE_PERMISSIONS[Role.AGENCY_OWNER],
+            label=label,
         )
 
     @classmethod

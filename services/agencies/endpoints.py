@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -22,7 +20,7 @@ from services.agencies.schemas import (
 from services.identity.auth import AnyPrincipal
 from services.kit import ids
 from services.kit.errors import Forbidden, NotFound
-from services.kit.schemas import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor, path_id
+from services.kit.schemas import DEFAULT_LIMIT, MAX_LIMIT, decode_keyset, paginate, path_id
 from services.kit.web import DBSession
 from tenants.roles import Permission
 from tenants.scoping import unscoped
@@ -49,21 +47,11 @@ async def list_agencies(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> AgencyPage:
-    after = None
-    if cursor:
-        raw = decode_cursor(cursor, 2)
-        try:
-            after = (datetime.fromisoformat(raw[0]), uuid.UUID(raw[1]))
-        except (TypeError, ValueError):
-            from services.kit.errors import ValidationFailed
-
-            raise ValidationFailed("the cursor is not valid", field="cursor") from None
+    after = decode_keyset(cursor)
     async with unscoped(session, "operator: list agencies"):
-        rows = list(await repo.page(session, after=after, limit=limit + 1))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    nxt = encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)]) if more else None
-    return AgencyPage(items=[AgencyOut.of(a) for a in rows], next_cursor=nxt)
+        rows = await repo.page(session, after=after, limit=limit + 1)
+    page, nxt = paginate(rows, limit, lambda a: a.created_at)
+    return AgencyPage(items=[AgencyOut.of(a) for a in page], next_cursor=nxt)
 
 
 @router.get("/agencies/{agency_id}", response_model=AgencyOut, name="agencies_get")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -12,7 +11,7 @@ from services.audit import repository as repo
 from services.identity.auth import require
 from services.kit import ids
 from services.kit.errors import ValidationFailed
-from services.kit.schemas import DEFAULT_LIMIT, MAX_LIMIT, Output, decode_cursor, encode_cursor
+from services.kit.schemas import DEFAULT_LIMIT, MAX_LIMIT, Output, decode_keyset, paginate
 from services.kit.web import DBSession
 from tenants.models import AuditEvent
 from tenants.principal import Principal
@@ -86,17 +85,11 @@ async def list_audit_events(
         tid = ids.decode(target_id.partition("_")[0], target_id)
         if tid is None:
             raise ValidationFailed("target_id is not a valid id", field="target_id")
-    after = None
-    if cursor:
-        raw = decode_cursor(cursor, 2)
-        try:
-            after = (datetime.fromisoformat(raw[0]), uuid.UUID(raw[1]))
-        except (TypeError, ValueError):
-            raise ValidationFailed("the cursor is not valid", field="cursor") from None
-    rows = list(
-        await repo.page(session, action=action, target_id=tid, after=after, limit=limit + 1)
+    rows, nxt = paginate(
+        await repo.page(
+            session, action=action, target_id=tid, after=decode_keyset(cursor), limit=limit + 1
+        ),
+        limit,
+        lambda e: e.occurred_at,
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    nxt = encode_cursor([rows[-1].occurred_at.isoformat(), str(rows[-1].id)]) if more else None
     return AuditPage(items=[AuditEventOut.of(e) for e in rows], next_cursor=nxt)

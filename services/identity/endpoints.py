@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -25,13 +24,13 @@ from services.identity.schemas import (
     UserPage,
     UserUpdate,
 )
-from services.kit.errors import NotFound, ValidationFailed
+from services.kit.errors import NotFound
 from services.kit.schemas import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
     body_id,
-    decode_cursor,
-    encode_cursor,
+    decode_keyset,
+    paginate,
     path_id,
 )
 from services.kit.types import utcnow
@@ -58,21 +57,15 @@ async def list_users(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> UserPage:
-    after = None
-    if cursor:
-        raw = decode_cursor(cursor, 2)
-        try:
-            after = (datetime.fromisoformat(raw[0]), uuid.UUID(raw[1]))
-        except (TypeError, ValueError):
-            raise ValidationFailed("the cursor is not valid", field="cursor") from None
-    rows = list(await repo.users(session, after=after, limit=limit + 1))
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows, nxt = paginate(
+        await repo.users(session, after=decode_keyset(cursor), limit=limit + 1),
+        limit,
+        lambda u: u.created_at,
+    )
     members = await repo.memberships_for_users(session, [u.id for u in rows])
     by_user: dict[uuid.UUID, list] = {}
     for m in members:
         by_user.setdefault(m.user_id, []).append(m)
-    nxt = encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)]) if more else None
     return UserPage(items=[UserOut.of(u, by_user.get(u.id, [])) for u in rows], next_cursor=nxt)
 
 

@@ -19,9 +19,7 @@ async def agency(session: AsyncSession, agency_id: uuid.UUID) -> Agency | None:
     ).scalar_one_or_none()
 
 
-async def api_key_with_agency(
-    session: AsyncSession, key_hash: str
-) -> tuple[ApiKey, Agency] | None:
+async def api_key_with_agency(session: AsyncSession, key_hash: str) -> tuple[ApiKey, Agency] | None:
     """The key and its agency in one round trip (the hot path of every API request)."""
     stmt = (
         select(ApiKey, Agency)

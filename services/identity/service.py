@@ -232,6 +232,22 @@ async def _require_client(session: AsyncSession, client_id: uuid.UUID) -> None:
         raise NotFound("no such client")
 
 
+async def _check_role_target(
+    session: AsyncSession, principal: Principal, role: Role, client_id: uuid.UUID | None
+) -> None:
+    """A role fits its scope (agency roles: no client; client roles: a visible client) and
+    the caller may grant it."""
+    if (role in AGENCY_ROLES) != (client_id is None):
+        raise ValidationFailed(
+            "agency roles take no client_id; client roles need one", field="client_id"
+        )
+    if client_id is not None:
+        await _require_client(session, client_id)
+    elif principal.is_client_scoped:
+        raise Forbidden("client-scoped callers may grant roles on their clients only")
+    _check_grant(principal, role)
+
+
 async def add_membership(
     session: AsyncSession,
     principal: Principal,
@@ -241,17 +257,9 @@ async def add_membership(
     client_id: uuid.UUID | None,
 ) -> Membership:
     assert principal.agency_id is not None
-    if (role in AGENCY_ROLES) != (client_id is None):
-        raise ValidationFailed(
-            "agency roles take no client_id; client roles need one", field="client_id"
-        )
     if await repo.user(session, user_id) is None:
         raise NotFound("no such user")
-    if client_id is not None:
-        await _require_client(session, client_id)
-    elif principal.is_client_scoped:
-        raise Forbidden("client-scoped callers may grant client roles only")
-    _check_grant(principal, role)
+    await _check_role_target(session, principal, role, client_id)
     existing = await repo.membership_for(session, user_id, client_id)
     if existing is not None:
         raise Conflict("the user already has a role there; change it instead")
@@ -343,15 +351,7 @@ async def invite(
     name: str = "",
 ) -> IssuedInvitation:
     assert principal.agency_id is not None
-    if (role in AGENCY_ROLES) != (client_id is None):
-        raise ValidationFailed(
-            "agency roles take no client_id; client roles need one", field="client_id"
-        )
-    if client_id is not None:
-        await _require_client(session, client_id)
-    elif principal.is_client_scoped:
-        raise Forbidden("client-scoped callers may invite to their clients only")
-    _check_grant(principal, role)
+    await _check_role_target(session, principal, role, client_id)
     email = normalize_email(email)
     existing = await repo.user_by_email(session, email)
     if existing is not None and await repo.membership_for(session, existing.id, client_id):

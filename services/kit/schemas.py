@@ -5,13 +5,16 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from typing import Any
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from services.kit import ids
 from services.kit.errors import NotFound, ValidationFailed
 
+T = TypeVar("T")
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
 
@@ -40,6 +43,31 @@ def decode_cursor(cursor: str, arity: int) -> list[Any]:
         return values
     except (ValueError, TypeError, UnicodeDecodeError) as exc:
         raise ValidationFailed("the cursor is not valid", field="cursor") from exc
+
+
+def decode_keyset(
+    cursor: str | None, parse: Callable[[Any], Any] = datetime.fromisoformat
+) -> tuple[Any, uuid.UUID] | None:
+    """A cursor made by `paginate` back into (sort value, id); a bad one is a 422."""
+    if not cursor:
+        return None
+    raw = decode_cursor(cursor, 2)
+    try:
+        return parse(raw[0]), uuid.UUID(raw[1])
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ValidationFailed("the cursor is not valid", field="cursor") from exc
+
+
+def paginate(rows: Sequence[T], limit: int, key: Callable[[T], Any]) -> tuple[list[T], str | None]:
+    """Given up to limit+1 rows in keyset order, the page and the cursor to the next one."""
+    page = list(rows[:limit])
+    if len(rows) <= limit or not page:
+        return page, None
+    last = page[-1]
+    value = key(last)
+    return page, encode_cursor(
+        [value.isoformat() if isinstance(value, datetime) else value, str(last.id)]
+    )  # type: ignore[attr-defined]
 
 
 def path_id(prefix: str, public_id: str, what: str) -> uuid.UUID:

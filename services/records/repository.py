@@ -33,7 +33,7 @@ async def page(
     q: str | None,
     stage: LifecycleStage | None,
     sort: ClientSort,
-    after: list[Any] | None,
+    after: tuple[Any, uuid.UUID] | None,
     limit: int,
 ) -> Sequence[Client]:
     stmt = select(Client)
@@ -59,22 +59,16 @@ async def page(
     if sort is ClientSort.NAME:
         key, order = Client.display_name, (Client.display_name, Client.id)
         if after is not None:
-            stmt = stmt.where(
-                or_(key > after[0], (key == after[0]) & (Client.id > uuid.UUID(after[1])))
-            )
+            stmt = stmt.where(or_(key > after[0], (key == after[0]) & (Client.id > after[1])))
     elif sort is ClientSort.OLDEST:
         key, order = Client.created_at, (Client.created_at, Client.id)
         if after is not None:
-            stmt = stmt.where(
-                or_(key > after[0], (key == after[0]) & (Client.id > uuid.UUID(after[1])))
-            )
+            stmt = stmt.where(or_(key > after[0], (key == after[0]) & (Client.id > after[1])))
     else:
         key = Client.created_at
         order = (Client.created_at.desc(), Client.id.desc())  # type: ignore[assignment]
         if after is not None:
-            stmt = stmt.where(
-                or_(key < after[0], (key == after[0]) & (Client.id < uuid.UUID(after[1])))
-            )
+            stmt = stmt.where(or_(key < after[0], (key == after[0]) & (Client.id < after[1])))
     stmt = stmt.order_by(*order).limit(limit)
     return (await session.execute(stmt)).scalars().all()
 

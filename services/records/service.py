@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit import ids
 from services.kit.errors import Forbidden, InvalidTransition, NotFound, ValidationFailed
-from services.kit.schemas import decode_cursor, encode_cursor
+from services.kit.schemas import decode_keyset, paginate
 from services.kit.types import utcnow
 from services.records import repository as repo
 from services.records.repository import ClientSort
@@ -105,24 +105,13 @@ async def page(
     cursor: str | None,
     limit: int,
 ) -> tuple[list[ClientView], str | None]:
-    after = decode_cursor(cursor, 2) if cursor else None
-    if after is not None and sort is not ClientSort.NAME:
-        from datetime import datetime
-
-        try:
-            after[0] = datetime.fromisoformat(after[0])
-            uuid.UUID(after[1])
-        except (TypeError, ValueError) as exc:
-            raise ValidationFailed("the cursor is not valid", field="cursor") from exc
-    rows = list(await repo.page(session, q=q, stage=stage, sort=sort, after=after, limit=limit + 1))
-    more = len(rows) > limit
-    rows = rows[:limit]
+    by_name = sort is ClientSort.NAME
+    after = decode_keyset(cursor, str if by_name else datetime.fromisoformat)
+    found = await repo.page(session, q=q, stage=stage, sort=sort, after=after, limit=limit + 1)
+    rows, next_cursor = paginate(
+        found, limit, (lambda c: c.display_name) if by_name else (lambda c: c.created_at)
+    )
     staff = await repo.staff_of(session, [c.id for c in rows])
-    next_cursor = None
-    if more and rows:
-        last = rows[-1]
-        key: Any = last.display_name if sort is ClientSort.NAME else last.created_at.isoformat()
-        next_cursor = encode_cursor([key, str(last.id)])
     return [ClientView(c, staff.get(c.id, [])) for c in rows], next_cursor
 
 
