@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import phonenumbers
 from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -153,6 +154,17 @@ def _ago(value: datetime | None) -> str:
     return "just now"
 
 
+def _phone(value: str | None) -> str:
+    """E.164 as stored, shown the international way (+33 1 42 68 53 00)."""
+    if not value:
+        return ""
+    try:
+        parsed = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        return value
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
 def _initials(name: str) -> str:
     parts = [p for p in name.replace("@", " ").replace(".", " ").split() if p]
     return ("".join(p[0] for p in parts[:2]) or "?").upper()
@@ -176,7 +188,7 @@ def environment() -> jinja2.Environment:
         ROLE_LABELS=ROLE_LABELS,
         Permission=Permission,
     )
-    env.filters.update(dt=_dt, ago=_ago, initials=_initials, public_id=ids.encode)
+    env.filters.update(dt=_dt, ago=_ago, initials=_initials, phone=_phone, public_id=ids.encode)
     return env
 
 

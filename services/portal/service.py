@@ -165,6 +165,8 @@ def _role(value: Any) -> str:
 def describe(event: AuditEvent) -> HistoryItem:
     data = event.data or {}
     actor = event.actor_label or event.actor_type
+    if event.actor_type == "system" and actor == "system":
+        actor = "Switchboard"
     item = HistoryItem(at=event.occurred_at, actor=actor, summary=event.action)
     match event.action:
         case "client.created":

@@ -23,9 +23,9 @@ def csrf_of(html: str) -> str:
 class Browser:
     """One browser: its own cookie jar, following nothing automatically."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, base_url: str = "http://testserver") -> None:
         self.http = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver",
+            transport=httpx.ASGITransport(app=app), base_url=base_url,
             headers={"accept": "text/html"},
         )
 
@@ -54,11 +54,11 @@ class Browser:
 
 
 @pytest.fixture
-async def new_browser(app) -> AsyncIterator[Callable[[], Browser]]:
+async def new_browser(app) -> AsyncIterator[Callable[..., Browser]]:
     made: list[Browser] = []
 
-    def make() -> Browser:
-        b = Browser(app)
+    def make(base_url: str = "http://testserver") -> Browser:
+        b = Browser(app, base_url)
         made.append(b)
         return b
 
