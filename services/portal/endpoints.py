@@ -44,7 +44,7 @@ from services.portal.auth import (
     UsersRead,
 )
 from services.portal.rendering import page
-from services.portal.routing import FormRejected, PortalRoute, install_not_found_page
+from services.portal.routing import FormRejected, PageGone, PortalRoute, install_not_found_page
 from services.records import service as records
 from services.records.repository import ClientSort
 from services.settings import get_settings
@@ -391,7 +391,7 @@ async def invitation_page(
     try:
         inv = await identity.open_invitation(session, _token(token))
     except NotFound:
-        raise NotFound(_INVITE_GONE) from None
+        raise PageGone(_INVITE_GONE) from None
     view = await portal.invitation_view(session, inv)
     return page(request, "invite.html",
                 {"invitation": view, "values": {"name": inv.name}, "errors": {}})
@@ -404,7 +404,7 @@ async def accept_invitation(
     try:
         inv = await identity.open_invitation(session, _token(token))
     except NotFound:
-        raise NotFound(_INVITE_GONE) from None
+        raise PageGone(_INVITE_GONE) from None
     view = await portal.invitation_view(session, inv)
     form = await request.form()
     name = forms._text(form, "name")[:200]

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from services.kit.errors import SwitchboardError, TenantScopeMissing
+from services.kit.errors import NotFound, SwitchboardError, TenantScopeMissing
 from services.portal import security
 from services.portal.rendering import error_page
 
@@ -42,6 +42,10 @@ class FormRejected(Exception):
     def __init__(self, response: Response) -> None:
         super().__init__("form rejected")
         self.response = response
+
+
+class PageGone(NotFound):
+    """A 404 whose message is written for the person reading it (e.g. a used invitation)."""
 
 
 class CsrfRejected(SwitchboardError):
@@ -70,6 +74,8 @@ def _typed_error(request: Request, exc: SwitchboardError) -> Response:
             message="For your security the form could not be accepted. Go back, reload the "
             "page and try again.",
         )
+    if isinstance(exc, PageGone):
+        return error_page(request, 404, title="Link no longer valid", message=exc.detail)
     if exc.status == 404:
         return error_page(request, 404)
     if exc.status in (403, 409, 400, 422):

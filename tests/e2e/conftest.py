@@ -19,6 +19,7 @@ import pytest
 from tests.conftest import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_PRESENT = CHROMIUM.exists()
 CHROMIUM_ARGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -59,7 +60,7 @@ def live_server(app) -> str:
 
 @pytest.fixture(scope="session")
 async def chromium() -> AsyncIterator[object]:
-    if not CHROMIUM.exists():
+    if not CHROMIUM_PRESENT:
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)")
     from playwright.async_api import async_playwright
 

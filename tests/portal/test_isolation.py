@@ -1,0 +1,133 @@
+"""Every portal route that takes an id, called by someone who must not see that object,
+answers 404 (exactly like an id that does not exist) and changes nothing:
+
+* a signed-in user of agency B, for agency A's objects;
+* a client user of client X (and staff assigned to X only), for client Y of the same agency.
+
+The route list is read from the portal's router, so a new route with an id fails
+`test_every_portal_id_route_is_covered` until it is added here.
+"""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from services.portal.endpoints import router
+from tests.portal.conftest import PASSWORD
+
+# (method, route template) → form body that would be valid for the object's owner.
+ID_ROUTES: dict[tuple[str, str], dict[str, str] | None] = {
+    ("GET", "/a/{slug}/clients/{client_id}"): None,
+    ("GET", "/a/{slug}/clients/{client_id}/edit"): None,
+    ("POST", "/a/{slug}/clients/{client_id}/edit"): {"legal_name": "Pwned Ltd",
+                                                     "timezone": "UTC"},
+    ("POST", "/a/{slug}/clients/{client_id}/lifecycle"): {"stage": "onboarding"},
+    ("POST", "/a/{slug}/team/invitations/{invitation_id}/revoke"): {},
+    ("GET", "/a/{slug}/invite/{token}"): None,
+    ("POST", "/a/{slug}/invite/{token}"): {"name": "Pwned", "password": PASSWORD,
+                                           "password_confirm": PASSWORD},
+}
+
+
+def test_every_portal_id_route_is_covered():
+    found = set()
+    for route in router.routes:
+        path = getattr(route, "path", "")
+        if re.search(r"\{(?!slug\})\w+\}", path):
+            found |= {(m, path) for m in getattr(route, "methods", ()) if m != "HEAD"}
+    assert found == set(ID_ROUTES), found ^ set(ID_ROUTES)
+
+
+def _fill(path: str, slug: str, ids: dict[str, str]) -> str:
+    path = path.replace("{slug}", slug)
+    return re.sub(r"\{(\w+)\}", lambda m: ids[m.group(1)], path)
+
+
+async def _call(browser, method: str, url: str, body: dict | None, token_page: str):
+    if method == "GET":
+        return await browser.get(url)
+    token = await browser.csrf(token_page)
+    return await browser.post(url, {**(body or {}), "csrf_token": token})
+
+
+async def _state(client, agency, client_ids: list[str], invitation_id: str) -> dict:
+    out = {}
+    for cid in client_ids:
+        out[cid] = (await client.get(f"/api/v1/clients/{cid}", headers=agency.headers)).json()
+    out["invitation"] = (await client.get(f"/api/v1/invitations/{invitation_id}",
+                                          headers=agency.headers)).json()
+    return out
+
+
+async def test_another_agencys_objects_are_404_and_untouched(
+    client, make_agency, make_client, owner_browser
+):
+    a, b = await make_agency(), await make_agency()
+    shop = await make_client(a, legal_name="A's shop")
+    inv = (await client.post("/api/v1/invitations", headers=a.headers,
+                             json={"email": "x@a.example", "role": "client_member",
+                                   "client_id": shop["id"]})).json()
+    ids = {"client_id": shop["id"], "invitation_id": inv["id"],
+           "token": httpx.URL(inv["url"]).path.rsplit("/", 1)[-1]}
+    before = await _state(client, a, [shop["id"]], inv["id"])
+    intruder = await owner_browser(b)  # agency B's owner: every permission, in B
+    for (method, template), body in ID_ROUTES.items():
+        # Through B's own portal address (the session lives there) ...
+        url = _fill(template, b.slug, ids)
+        resp = await _call(intruder, method, url, body, f"/a/{b.slug}/clients")
+        assert resp.status_code == 404, (method, url, resp.status_code)
+        assert "Page not found" in resp.text or "Link no longer valid" in resp.text
+        # ... and through A's address, where B's cookie is not a session at all.
+        url_a = _fill(template, a.slug, ids)
+        if "{token}" not in template:
+            resp_a = await intruder.get(url_a) if method == "GET" else await intruder.post(
+                url_a, body or {})
+            assert resp_a.status_code in (303, 403), (method, url_a, resp_a.status_code)
+    assert await _state(client, a, [shop["id"]], inv["id"]) == before
+
+
+async def test_client_users_and_assigned_staff_only_reach_their_clients(
+    client, make_agency, make_client, make_person
+):
+    agency = await make_agency()
+    x = await make_client(agency, legal_name="Client X")
+    y = await make_client(agency, legal_name="Client Y")
+    owner_x, _ = await make_person(agency, "client_owner", client_id=x["id"])
+    staff_x, staff_id = await make_person(agency, "agency_staff")
+    assigned = await client.patch(f"/api/v1/clients/{x['id']}", headers=agency.headers,
+                                  json={"assigned_staff": [staff_id]})
+    assert assigned.status_code == 200
+    inv_y = (await client.post("/api/v1/invitations", headers=agency.headers,
+                               json={"email": "y@y.example", "role": "client_member",
+                                     "client_id": y["id"]})).json()
+    inv_agency = (await client.post("/api/v1/invitations", headers=agency.headers,
+                                    json={"email": "admin@a.example",
+                                          "role": "agency_admin"})).json()
+    before = await _state(client, agency, [x["id"], y["id"]], inv_y["id"])
+
+    for who, browser in (("client owner of X", owner_x), ("staff assigned to X", staff_x)):
+        # Their own client is there ...
+        own = await browser.get(f"/a/{agency.slug}/clients/{x['id']}")
+        assert own.status_code == 200, who
+        listing = await browser.get(f"/a/{agency.slug}/clients")
+        assert "Client X" in listing.text and "Client Y" not in listing.text, who
+        # ... the other one does not exist for them.
+        for (method, template), body in ID_ROUTES.items():
+            if "{client_id}" not in template:
+                continue
+            url = _fill(template, agency.slug, {"client_id": y["id"]})
+            resp = await _call(browser, method, url, body, f"/a/{agency.slug}/clients")
+            allowed = {404}
+            if template.endswith("/lifecycle") and who.startswith("client"):
+                allowed = {403}  # no lifecycle permission at all, for X as much as for Y
+            assert resp.status_code in allowed, (who, method, url, resp.status_code)
+        for inv in (inv_y, inv_agency):
+            url = f"/a/{agency.slug}/team/invitations/{inv['id']}/revoke"
+            resp = await _call(browser, "POST", url, {}, f"/a/{agency.slug}/clients")
+            assert resp.status_code == 404, (who, inv["email"], resp.status_code)
+    assert await _state(client, agency, [x["id"], y["id"]], inv_y["id"]) == before
+    agency_inv = (await client.get(f"/api/v1/invitations/{inv_agency['id']}",
+                                   headers=agency.headers)).json()
+    assert agency_inv["status"] == "pending"
