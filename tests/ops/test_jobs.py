@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import BROKER_URL
+from tests.conftest import BROKER_URL, PG_ADMIN_URL
 from tests.helpers import wait_for_jobs
 
 
@@ -99,3 +99,36 @@ async def test_sweeper_republishes_uncompleted_jobs(client, make_agency, mailbox
 
         await asyncio.sleep(0.1)
     assert swept[0].completed_at is not None and swept[0].published_count == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not PG_ADMIN_URL, reason="needs PostgreSQL (SWITCHBOARD_TEST_PG_URL)")
+async def test_a_copy_of_a_running_job_does_not_run(client, make_agency):
+    """The sweeper may re-publish a job that is still running; the copy must not run it."""
+    from services.kit import jobs
+    from services.kit.db import unit_of_work
+    from services.worker import _run_job
+    from tenants.context import TenantContext
+    from tenants.scoping import set_tenant
+
+    agency = await make_agency()
+    async with unit_of_work() as session:
+        await set_tenant(session, TenantContext.for_agency(agency.id))
+        job = jobs.JobOutbox(agency_id=agency.id, task="test.noop", kwargs={})
+        session.add(job)
+    calls: list[str] = []
+
+    async def fn(session, **kwargs):
+        calls.append("ran")
+
+    async with unit_of_work() as running:  # the first delivery, mid-task: row locked
+        await set_tenant(running, TenantContext.for_agency(agency.id))
+        await running.execute(
+            select(jobs.JobOutbox).where(jobs.JobOutbox.id == job.id).with_for_update()
+        )
+        await _run_job("test.noop", fn, str(job.id), str(agency.id), {})
+        assert calls == []  # the copy saw the lock and left
+    await _run_job("test.noop", fn, str(job.id), str(agency.id), {})
+    assert calls == ["ran"]  # once the lock is gone, the job runs, once
+    await _run_job("test.noop", fn, str(job.id), str(agency.id), {})
+    assert calls == ["ran"]  # and a completed job never runs again
