@@ -11,7 +11,8 @@ has already rolled the session back when it is turned into a page here:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 from urllib.parse import urlencode
 
 import structlog
@@ -92,7 +93,7 @@ def _sentence(text: str) -> str:
 
 
 class PortalRoute(APIRoute):
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def portal_handler(request: Request) -> Response:
@@ -136,6 +137,6 @@ def install_not_found_page(app: FastAPI) -> None:
         if original is None:
             raise exc
         result = original(request, exc)
-        return await result if isinstance(result, Awaitable) else result  # type: ignore[return-value]
+        return await result if isinstance(result, Awaitable) else result
 
     app.exception_handlers[StarletteHTTPException] = handler
