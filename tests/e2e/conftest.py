@@ -38,6 +38,11 @@ def live_server(app) -> str:
     """The app served by uvicorn; `app` first, so the SMTP catcher (and worker) are up."""
     import uvicorn
 
+    from services.portal import assets
+
+    if not assets.STAMP.exists():  # `make test` builds them; a bare `pytest` may not have
+        assets.build()
+
     from services.app import create_app
 
     port = _free_port()
