@@ -198,6 +198,11 @@ def demo(
     from infra.migrate import upgrade
     from services.demo import seed
 
+    from services.settings import reset_settings_cache
+
+    # Links (sign-in, invitations) point where the demo actually listens.
+    os.environ.setdefault("SWITCHBOARD_BASE_URL", f"http://{host}:{port}")
+    reset_settings_cache()
     settings = get_settings()
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     upgrade()
@@ -220,7 +225,9 @@ def demo(
     print("\n".join(lines), flush=True)
     if seed_only:
         return
+    # A person is watching: readable console logs unless they asked for JSON.
     os.environ.setdefault("SWITCHBOARD_LOG_JSON", "false")
+    reset_settings_cache()
     sys.stdout.flush()
     serve(host=host, port=port, workers=1)
 

@@ -48,3 +48,4 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
     )
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
     logging.getLogger("uvicorn.access").disabled = True  # our middleware logs requests
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # `db upgrade` reports itself
