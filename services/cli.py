@@ -197,7 +197,6 @@ def demo(
     """Migrate, seed a demo agency and serve it (embedded default: SQLite, in-process tasks)."""
     from infra.migrate import upgrade
     from services.demo import seed
-
     from services.settings import reset_settings_cache
 
     # Links (sign-in, invitations) point where the demo actually listens.
