@@ -12,6 +12,8 @@ class TenantContext:
     # None: every client of the agency. A set: only these clients (client users, staff,
     # client-scoped API keys).
     client_ids: frozenset[uuid.UUID] | None = None
+    # The signed-in person, who always sees their own user row.
+    user_id: uuid.UUID | None = None
     # Set only by `unscoped()`: the reason, written to the audit trail.
     unscoped_reason: str | None = None
 

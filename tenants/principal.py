@@ -45,7 +45,9 @@ class Principal:
     def tenant(self) -> TenantContext:
         if self.agency_id is None:
             raise ValueError("principal has no agency")
-        return TenantContext(agency_id=self.agency_id, client_ids=self.client_ids)
+        return TenantContext(
+            agency_id=self.agency_id, client_ids=self.client_ids, user_id=self.user_id
+        )
 
     @classmethod
     def operator(cls) -> Principal:

@@ -20,7 +20,7 @@ from functools import cache
 from typing import Any
 
 import structlog
-from sqlalchemy import event, select, text
+from sqlalchemy import event, or_, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, with_loader_criteria
@@ -104,20 +104,22 @@ async def unscoped(session: AsyncSession, reason: str) -> AsyncIterator[AsyncSes
 _SET_SQL = text(
     "SELECT set_config('role', :role, true), "
     "set_config('app.agency_id', :agency, true), "
-    "set_config('app.client_ids', :clients, true)"
+    "set_config('app.client_ids', :clients, true), "
+    "set_config('app.user_id', :user, true)"
 )
 
 
 def _db_params(ctx: TenantContext | None) -> dict[str, str]:
     settings = get_settings()
     if ctx is not None and ctx.is_unscoped:
-        return {"role": settings.db_operator_role, "agency": "", "clients": ""}
+        return {"role": settings.db_operator_role, "agency": "", "clients": "", "user": ""}
     agency = str(ctx.agency_id) if ctx is not None and ctx.agency_id else ""
     clients = ""
     if ctx is not None and ctx.client_ids is not None:
         # "{}" is an empty array: a client-scoped principal with no clients sees no client rows.
         clients = "{" + ",".join(str(c) for c in sorted(ctx.client_ids)) + "}"
-    return {"role": settings.db_app_role, "agency": agency, "clients": clients}
+    user = str(ctx.user_id) if ctx is not None and ctx.user_id else ""
+    return {"role": settings.db_app_role, "agency": agency, "clients": clients, "user": user}
 
 
 def _apply_db_settings(conn: Connection, ctx: TenantContext | None) -> None:
@@ -175,11 +177,14 @@ def _scope_statement(state: ORMExecuteState) -> None:
         for model in _client_scoped_models():
             col = getattr(model, model.__client_column__)  # type: ignore[arg-type]
             options.append(with_loader_criteria(model, col.in_(ids), include_aliases=True))
-        # Client-scoped principals see the users of their own clients only.
+        # Client-scoped principals see the users of their own clients, and themselves.
         team = select(Membership.user_id).where(
             Membership.agency_id == agency_id, Membership.client_id.in_(ids)
         )
-        options.append(with_loader_criteria(User, User.id.in_(team), include_aliases=True))
+        visible = User.id.in_(team)
+        if ctx.user_id is not None:
+            visible = or_(User.id == ctx.user_id, visible)
+        options.append(with_loader_criteria(User, visible, include_aliases=True))
     state.statement = state.statement.options(*options)
 
 

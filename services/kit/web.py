@@ -3,6 +3,7 @@ request ids, body-size limits, access logs and Prometheus metrics."""
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -210,6 +211,14 @@ class EdgeMiddleware:
             status=status,
             ms=round(elapsed * 1000, 2),
         )
+
+
+# Path segments that carry a secret (single-use links): never logged as they are.
+_SECRET_PATH = re.compile(r"(/invite/|/reset/)[^/?]+")
+
+
+def _redact_path(path: str) -> str:
+    return _SECRET_PATH.sub(r"\1[redacted]", path)
 
 
 def _route_template(scope: Scope) -> str:

@@ -21,8 +21,14 @@ from tests.conftest import ROOT
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_PRESENT = CHROMIUM.exists()
 CHROMIUM_ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 SCREENSHOTS = ROOT / "var" / "screenshots"
 
@@ -47,7 +53,11 @@ def live_server(app) -> str:
 
     port = _free_port()
     config = uvicorn.Config(
-        create_app(), host="127.0.0.1", port=port, log_level="warning", access_log=False,
+        create_app(),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
         lifespan="on",
     )
     server = uvicorn.Server(config)
@@ -82,7 +92,9 @@ async def new_page(chromium, live_server):
 
     async def make(width: int = 1366, height: int = 900):
         context = await chromium.new_context(
-            base_url=live_server, viewport={"width": width, "height": height}, locale="en-GB",
+            base_url=live_server,
+            viewport={"width": width, "height": height},
+            locale="en-GB",
         )
         context.set_default_timeout(10_000)
         contexts.append(context)

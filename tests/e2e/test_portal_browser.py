@@ -15,26 +15,63 @@ pytestmark = pytest.mark.browser
 async def _branded_agency(client, make_agency, make_client):
     agency = await make_agency(name="Northwind Digital")
     resp = await client.patch(
-        "/api/v1/agency", headers=agency.headers,
-        json={"name": "Northwind Digital", "brand_primary_color": "#4f46e5",
-              "brand_accent_color": "#111827", "support_email": "support@northwind.example"},
+        "/api/v1/agency",
+        headers=agency.headers,
+        json={
+            "name": "Northwind Digital",
+            "brand_primary_color": "#4f46e5",
+            "brand_accent_color": "#111827",
+            "support_email": "support@northwind.example",
+        },
     )
     assert resp.status_code == 200, resp.text
     seeded = [
-        dict(legal_name="Bella Vista Bistro SARL", display_name="Bella Vista Bistro",
-             email="hello@bellavista.example", phone="+33 1 42 68 53 00", city="Paris",
-             country="FR", timezone="Europe/Paris", categories=["restaurant", "italian"],
-             lifecycle_stage="active", hours={"tue": ["12:00-14:30", "19:00-23:00"]}),
-        dict(legal_name="Harbor Lane Florist LLC", display_name="Harbor Lane Florist",
-             email="orders@harborlane.example", phone="+1 207 555 0134", city="Portland",
-             region="ME", country="US", timezone="America/New_York", lifecycle_stage="active"),
-        dict(legal_name="Summit Physio Ltd", display_name="Summit Physiotherapy",
-             city="London", country="GB", timezone="Europe/London",
-             lifecycle_stage="onboarding"),
-        dict(legal_name="Copper Kettle Coffee Co.", display_name="Copper Kettle Coffee",
-             city="Austin", region="TX", country="US", lifecycle_stage="prospect"),
-        dict(legal_name="Nordlys Yoga AS", display_name="Nordlys Yoga", city="Oslo",
-             country="NO", lifecycle_stage="paused"),
+        dict(
+            legal_name="Bella Vista Bistro SARL",
+            display_name="Bella Vista Bistro",
+            email="hello@bellavista.example",
+            phone="+33 1 42 68 53 00",
+            city="Paris",
+            country="FR",
+            timezone="Europe/Paris",
+            categories=["restaurant", "italian"],
+            lifecycle_stage="active",
+            hours={"tue": ["12:00-14:30", "19:00-23:00"]},
+        ),
+        dict(
+            legal_name="Harbor Lane Florist LLC",
+            display_name="Harbor Lane Florist",
+            email="orders@harborlane.example",
+            phone="+1 207 555 0134",
+            city="Portland",
+            region="ME",
+            country="US",
+            timezone="America/New_York",
+            lifecycle_stage="active",
+        ),
+        dict(
+            legal_name="Summit Physio Ltd",
+            display_name="Summit Physiotherapy",
+            city="London",
+            country="GB",
+            timezone="Europe/London",
+            lifecycle_stage="onboarding",
+        ),
+        dict(
+            legal_name="Copper Kettle Coffee Co.",
+            display_name="Copper Kettle Coffee",
+            city="Austin",
+            region="TX",
+            country="US",
+            lifecycle_stage="prospect",
+        ),
+        dict(
+            legal_name="Nordlys Yoga AS",
+            display_name="Nordlys Yoga",
+            city="Oslo",
+            country="NO",
+            lifecycle_stage="paused",
+        ),
     ]
     made = [await make_client(agency, **fields) for fields in seeded]
     return agency, made
@@ -129,8 +166,9 @@ async def test_client_user_sees_only_their_own_client(
 ):
     agency, made = await _branded_agency(client, make_agency, make_client)
     bella, florist = made[0], made[1]
-    _, _ = await make_person(agency, "client_owner", client_id=bella["id"],
-                             email="maria@bellavista.example")
+    _, _ = await make_person(
+        agency, "client_owner", client_id=bella["id"], email="maria@bellavista.example"
+    )
     page = await new_page()
     await _sign_in(page, agency.slug, "maria@bellavista.example", PASSWORD)
     await expect(page).to_have_url(re.compile(rf"/clients/{bella['id']}$"))

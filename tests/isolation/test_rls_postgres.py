@@ -207,3 +207,20 @@ async def test_orm_sessions_run_as_the_app_role(client, make_agency):
             )
         ).one()
     assert row[0] == "switchboard_app" and row[1] == str(a.id)
+
+
+async def test_rls_lets_a_client_scoped_person_see_their_own_user_row(
+    client, make_agency, make_client
+):
+    from services.kit import ids
+    from services.kit.db import get_engine
+
+    agency = await make_agency()
+    x = ids.decode("cli", (await make_client(agency, legal_name="X"))["id"])
+    owner = ids.decode("usr", agency.owner_user_id)
+    async with get_engine().connect() as conn, conn.begin():
+        await _as_app(conn, agency.id, "{" + str(x) + "}")
+        assert (await conn.execute(text("SELECT count(*) FROM users"))).scalar_one() == 0
+        await conn.execute(text("SELECT set_config('app.user_id', :u, true)"), {"u": str(owner)})
+        seen = (await conn.execute(text("SELECT id FROM users"))).scalars().all()
+        assert seen == [owner]

@@ -39,3 +39,13 @@ async def test_request_id_and_json_logs_without_secrets(client, make_agency, cap
     assert access and access[0]["agency_id"] == str(agency.id)
     assert access[0]["route"] == "/api/v1/clients" and access[0]["status"] == 200
     assert agency.api_key not in err and bad.json()["key"] not in err
+
+
+async def test_single_use_link_tokens_never_reach_the_logs(client, make_agency, capfd):
+    agency = await make_agency()
+    capfd.readouterr()
+    token = "tok3nS3cretValue1234567890"
+    await client.get(f"/a/{agency.slug}/invite/{token}")
+    err = capfd.readouterr().err
+    assert "/invite/[redacted]" in err
+    assert token not in err

@@ -25,7 +25,8 @@ class Browser:
 
     def __init__(self, app, base_url: str = "http://testserver") -> None:
         self.http = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url=base_url,
+            transport=httpx.ASGITransport(app=app),
+            base_url=base_url,
             headers={"accept": "text/html"},
         )
 
@@ -46,8 +47,9 @@ class Browser:
         return await self.post(action, {**data, "csrf_token": token})
 
     async def sign_in(self, slug: str, email: str, password: str) -> httpx.Response:
-        return await self.submit(f"/a/{slug}/login", f"/a/{slug}/login",
-                                 {"email": email, "password": password})
+        return await self.submit(
+            f"/a/{slug}/login", f"/a/{slug}/login", {"email": email, "password": password}
+        )
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -82,8 +84,9 @@ def owner_browser(new_browser) -> Callable[[object], Awaitable[Browser]]:
 def make_person(client, new_browser):
     """Invite someone through the API and accept in a fresh browser: `(browser, user_id)`."""
 
-    async def make(agency, role: str, client_id: str | None = None,
-                   email: str | None = None) -> tuple[Browser, str]:
+    async def make(
+        agency, role: str, client_id: str | None = None, email: str | None = None
+    ) -> tuple[Browser, str]:
         email = email or f"{role}-{secrets.token_hex(3)}@people.example"
         body = {"email": email, "role": role, "name": role.replace("_", " ").title()}
         if client_id:
@@ -92,11 +95,13 @@ def make_person(client, new_browser):
         assert resp.status_code == 201, resp.text
         path = httpx.URL(resp.json()["url"]).path
         b = new_browser()
-        accepted = await b.submit(path, path, {"name": body["name"], "password": PASSWORD,
-                                               "password_confirm": PASSWORD})
+        accepted = await b.submit(
+            path, path, {"name": body["name"], "password": PASSWORD, "password_confirm": PASSWORD}
+        )
         assert accepted.status_code == 303, accepted.text[:800]
-        users = (await client.get("/api/v1/users", headers=agency.headers,
-                                  params={"limit": 200})).json()["items"]
+        users = (
+            await client.get("/api/v1/users", headers=agency.headers, params={"limit": 200})
+        ).json()["items"]
         user_id = next(u["id"] for u in users if u["email"] == email)
         return b, user_id
 

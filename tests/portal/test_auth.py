@@ -12,8 +12,9 @@ from tests.portal.conftest import csrf_of
 
 
 def _set_cookie(resp, name: str) -> str:
-    found = [v for k, v in resp.headers.multi_items()
-             if k == "set-cookie" and v.startswith(name + "=")]
+    found = [
+        v for k, v in resp.headers.multi_items() if k == "set-cookie" and v.startswith(name + "=")
+    ]
     assert found, f"no {name} cookie set"
     return found[0]
 
@@ -95,10 +96,15 @@ async def test_unauthenticated_pages_redirect_to_sign_in_and_back(make_agency, n
     assert target == f"/a/{agency.slug}/clients?stage=active"
     login_page = await b.get(resp.headers["location"])
     assert f'name="next" value="{target}"' in login_page.text.replace("&amp;", "&")
-    signed = await b.post(f"/a/{agency.slug}/login", {
-        "email": agency.owner_email, "password": agency.owner_password, "next": target,
-        "csrf_token": csrf_of(login_page.text),
-    })
+    signed = await b.post(
+        f"/a/{agency.slug}/login",
+        {
+            "email": agency.owner_email,
+            "password": agency.owner_password,
+            "next": target,
+            "csrf_token": csrf_of(login_page.text),
+        },
+    )
     assert signed.status_code == 303 and signed.headers["location"] == target
     for path in ("", "/", "/team", "/settings/branding", "/clients/new"):
         anonymous = new_browser()
@@ -108,19 +114,31 @@ async def test_unauthenticated_pages_redirect_to_sign_in_and_back(make_agency, n
 async def test_htmx_requests_are_sent_to_sign_in_with_hx_redirect(make_agency, new_browser):
     agency = await make_agency()
     b = new_browser()
-    resp = await b.get(f"/a/{agency.slug}/clients?q=x", headers={
-        "HX-Request": "true", "HX-Target": "results",
-        "HX-Current-URL": f"http://testserver/a/{agency.slug}/clients?q=x",
-    })
+    resp = await b.get(
+        f"/a/{agency.slug}/clients?q=x",
+        headers={
+            "HX-Request": "true",
+            "HX-Target": "results",
+            "HX-Current-URL": f"http://testserver/a/{agency.slug}/clients?q=x",
+        },
+    )
     assert resp.status_code == 204
     assert resp.headers["hx-redirect"].startswith(f"/a/{agency.slug}/login?next=")
 
 
-@pytest.mark.parametrize("target", [
-    "https://evil.example", "//evil.example/a/x/", "/\\evil.example", "javascript:alert(1)",
-    "https://evil.example/a/{slug}/clients", "/a/other-agency/clients", "/a/{slug}/../../x",
-    "http://testserver/a/{slug}/clients",
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example",
+        "//evil.example/a/x/",
+        "/\\evil.example",
+        "javascript:alert(1)",
+        "https://evil.example/a/{slug}/clients",
+        "/a/other-agency/clients",
+        "/a/{slug}/../../x",
+        "http://testserver/a/{slug}/clients",
+    ],
+)
 async def test_next_never_leaves_the_agency_portal(make_agency, new_browser, target):
     agency = await make_agency()
     target = target.replace("{slug}", agency.slug)
@@ -128,10 +146,15 @@ async def test_next_never_leaves_the_agency_portal(make_agency, new_browser, tar
     page = await b.get(f"/a/{agency.slug}/login", params={"next": target})
     assert page.status_code == 200
     assert 'name="next"' not in page.text
-    resp = await b.post(f"/a/{agency.slug}/login", {
-        "email": agency.owner_email, "password": agency.owner_password, "next": target,
-        "csrf_token": csrf_of(page.text),
-    })
+    resp = await b.post(
+        f"/a/{agency.slug}/login",
+        {
+            "email": agency.owner_email,
+            "password": agency.owner_password,
+            "next": target,
+            "csrf_token": csrf_of(page.text),
+        },
+    )
     assert resp.status_code == 303
     assert resp.headers["location"] == f"/a/{agency.slug}/clients"
 
@@ -147,8 +170,11 @@ async def test_sign_in_form_requires_its_csrf_token(make_agency, new_browser):
     mismatched = await b.post(f"/a/{agency.slug}/login", {**creds, "csrf_token": foreign_token})
     forged = await b.post(f"/a/{agency.slug}/login", {**creds, "csrf_token": "0" * 64})
     token = await b.csrf(f"/a/{agency.slug}/login")
-    cross_site = await b.post(f"/a/{agency.slug}/login", {**creds, "csrf_token": token},
-                              headers={"origin": "https://evil.example"})
+    cross_site = await b.post(
+        f"/a/{agency.slug}/login",
+        {**creds, "csrf_token": token},
+        headers={"origin": "https://evil.example"},
+    )
     no_cookie = new_browser()
     cookieless = await no_cookie.post(f"/a/{agency.slug}/login", {**creds, "csrf_token": token})
     for resp in (missing, mismatched, forged, cross_site, cookieless):
@@ -156,8 +182,11 @@ async def test_sign_in_form_requires_its_csrf_token(make_agency, new_browser):
         assert resp.headers["content-type"].startswith("text/html")
         assert "This form has expired" in resp.text
         assert "sb_session=" not in resp.headers.get("set-cookie", "")
-    ok = await b.post(f"/a/{agency.slug}/login", {**creds, "csrf_token": token},
-                      headers={"origin": "http://testserver"})
+    ok = await b.post(
+        f"/a/{agency.slug}/login",
+        {**creds, "csrf_token": token},
+        headers={"origin": "http://testserver"},
+    )
     assert ok.status_code == 303
 
 
@@ -177,8 +206,9 @@ async def test_sign_out_needs_csrf_and_revokes_the_session(make_agency, new_brow
     login = await b.get(f"/a/{agency.slug}/login")
     assert "You are signed out" in login.text
     replay = new_browser()
-    replay.http.cookies.set("sb_session", session_value, domain="testserver",
-                            path=f"/a/{agency.slug}/")
+    replay.http.cookies.set(
+        "sb_session", session_value, domain="testserver", path=f"/a/{agency.slug}/"
+    )
     assert (await replay.get(f"/a/{agency.slug}/clients")).status_code == 303
 
 
@@ -186,15 +216,21 @@ async def test_unknown_and_suspended_portals_are_404_pages(
     client, make_agency, new_browser, operator_headers
 ):
     b = new_browser()
-    for path in (f"/a/no-such-{secrets.token_hex(3)}/login", "/a/UPPER/login",
-                 "/a/" + "x" * 80 + "/login"):
+    for path in (
+        f"/a/no-such-{secrets.token_hex(3)}/login",
+        "/a/UPPER/login",
+        "/a/" + "x" * 80 + "/login",
+    ):
         resp = await b.get(path)
         assert resp.status_code == 404, path
         assert resp.headers["content-type"].startswith("text/html")
         assert "Page not found" in resp.text
     agency = await make_agency()
-    resp = await client.patch(f"/api/v1/agencies/{agency.public_id}", headers=operator_headers,
-                              json={"status": "suspended"})
+    resp = await client.patch(
+        f"/api/v1/agencies/{agency.public_id}",
+        headers=operator_headers,
+        json={"status": "suspended"},
+    )
     assert resp.status_code == 200
     assert (await b.get(f"/a/{agency.slug}/login")).status_code == 404
     unrouted = await b.get(f"/a/{agency.slug}/no/such/page")

@@ -22,8 +22,12 @@ async def test_list_search_filter_counts_and_cursor_pagination(
 ):
     agency = await make_agency()
     for i in range(28):
-        await make_client(agency, legal_name=f"Shop {i:02d}", city="Lyon" if i % 2 else "Nice",
-                          lifecycle_stage="active" if i < 3 else "prospect")
+        await make_client(
+            agency,
+            legal_name=f"Shop {i:02d}",
+            city="Lyon" if i % 2 else "Nice",
+            lifecycle_stage="active" if i < 3 else "prospect",
+        )
     b = await owner_browser(agency)
     base = f"/a/{agency.slug}/clients"
     first = await b.get(base)
@@ -59,8 +63,11 @@ async def test_live_search_answers_htmx_with_the_results_fragment(
     await make_client(agency, legal_name="Bella Vista Bistro")
     await make_client(agency, legal_name="Harbor Lane Florist")
     b = await owner_browser(agency)
-    resp = await b.get(f"/a/{agency.slug}/clients", params={"q": "harbor"},
-                       headers={"HX-Request": "true", "HX-Target": "results"})
+    resp = await b.get(
+        f"/a/{agency.slug}/clients",
+        params={"q": "harbor"},
+        headers={"HX-Request": "true", "HX-Target": "results"},
+    )
     assert resp.status_code == 200
     assert "<html" not in resp.text and 'id="results"' in resp.text
     assert _rows(resp.text) == ["Harbor Lane Florist"]
@@ -72,25 +79,46 @@ async def test_live_search_answers_htmx_with_the_results_fragment(
 async def test_create_client_through_the_form(client, make_agency, owner_browser):
     agency = await make_agency()
     b = await owner_browser(agency)
-    resp = await b.submit(f"/a/{agency.slug}/clients/new", f"/a/{agency.slug}/clients", {
-        "legal_name": "Bella Vista Bistro SARL", "display_name": "Bella Vista",
-        "email": "Hello@BellaVista.example", "phone": "01 42 68 53 00", "country": "fr",
-        "website": "bellavista.example", "city": "Paris", "timezone": "Europe/Paris",
-        "categories": "restaurant, italian", "hours_tue": "12:00-14:30, 19:00-23:00",
-        "lifecycle_stage": "onboarding", "notes": "VIP",
-    })
+    resp = await b.submit(
+        f"/a/{agency.slug}/clients/new",
+        f"/a/{agency.slug}/clients",
+        {
+            "legal_name": "Bella Vista Bistro SARL",
+            "display_name": "Bella Vista",
+            "email": "Hello@BellaVista.example",
+            "phone": "01 42 68 53 00",
+            "country": "fr",
+            "website": "bellavista.example",
+            "city": "Paris",
+            "timezone": "Europe/Paris",
+            "categories": "restaurant, italian",
+            "hours_tue": "12:00-14:30, 19:00-23:00",
+            "lifecycle_stage": "onboarding",
+            "notes": "VIP",
+        },
+    )
     assert resp.status_code == 303, resp.text[:2000]
     detail = await b.get(resp.headers["location"])
     assert detail.status_code == 200
     html = detail.text
-    for text in ("Bella Vista", "Bella Vista Bistro SARL", "+33 1 42 68 53 00",
-                 "https://bellavista.example/", "Europe/Paris", "restaurant", "italian",
-                 "12:00-14:30, 19:00-23:00", "The client record was created.", "Onboarding",
-                 "Client record created"):
+    for text in (
+        "Bella Vista",
+        "Bella Vista Bistro SARL",
+        "+33 1 42 68 53 00",
+        "https://bellavista.example/",
+        "Europe/Paris",
+        "restaurant",
+        "italian",
+        "12:00-14:30, 19:00-23:00",
+        "The client record was created.",
+        "Onboarding",
+        "Client record created",
+    ):
         assert text in html, text
     [made] = await _api_clients(client, agency)
-    assert made["phone"] == "+33142685300" and made["hours"] == {"tue": ["12:00-14:30",
-                                                                       "19:00-23:00"]}
+    assert made["phone"] == "+33142685300" and made["hours"] == {
+        "tue": ["12:00-14:30", "19:00-23:00"]
+    }
     again = await b.get(resp.headers["location"])
     assert "The client record was created." not in again.text  # the flash shows once
 
@@ -101,9 +129,15 @@ async def test_create_with_bad_input_keeps_values_and_shows_errors(
     agency = await make_agency()
     b = await owner_browser(agency)
     typed = {
-        "legal_name": "Keep Me Ltd", "display_name": "Keep <Me>", "email": "not-an-email",
-        "timezone": "Mars/Olympus", "country": "France", "hours_mon": "nine to five",
-        "city": "Springfield", "categories": "a, b", "website": "https://ok.example",
+        "legal_name": "Keep Me Ltd",
+        "display_name": "Keep <Me>",
+        "email": "not-an-email",
+        "timezone": "Mars/Olympus",
+        "country": "France",
+        "hours_mon": "nine to five",
+        "city": "Springfield",
+        "categories": "a, b",
+        "website": "https://ok.example",
     }
     resp = await b.submit(f"/a/{agency.slug}/clients/new", f"/a/{agency.slug}/clients", typed)
     assert resp.status_code == 422
@@ -116,15 +150,22 @@ async def test_create_with_bad_input_keeps_values_and_shows_errors(
     assert 'value="Keep &lt;Me&gt;"' in html  # kept, and escaped
     assert 'value="nine to five"' in html and 'value="a, b"' in html
     assert 'aria-invalid="true"' in html
-    phone = await b.submit(f"/a/{agency.slug}/clients/new", f"/a/{agency.slug}/clients",
-                           {"legal_name": "Phone Co", "phone": "12"})
+    phone = await b.submit(
+        f"/a/{agency.slug}/clients/new",
+        f"/a/{agency.slug}/clients",
+        {"legal_name": "Phone Co", "phone": "12"},
+    )
     assert phone.status_code == 422 and 'id="phone-error"' in phone.text
     assert 'value="12"' in phone.text
-    staff = await b.submit(f"/a/{agency.slug}/clients/new", f"/a/{agency.slug}/clients",
-                           {"legal_name": "Staff Co", "assigned_staff": "usr_nope"})
+    staff = await b.submit(
+        f"/a/{agency.slug}/clients/new",
+        f"/a/{agency.slug}/clients",
+        {"legal_name": "Staff Co", "assigned_staff": "usr_nope"},
+    )
     assert staff.status_code == 422 and 'id="assigned_staff-error"' in staff.text
-    empty = await b.submit(f"/a/{agency.slug}/clients/new", f"/a/{agency.slug}/clients",
-                           {"legal_name": ""})
+    empty = await b.submit(
+        f"/a/{agency.slug}/clients/new", f"/a/{agency.slug}/clients", {"legal_name": ""}
+    )
     assert empty.status_code == 422 and "This field is required" in empty.text
     assert await _api_clients(client, agency) == []  # nothing half-created
 
@@ -138,18 +179,35 @@ async def test_edit_client_and_bad_edits_change_nothing(
     edit_url = f"/a/{agency.slug}/clients/{made['id']}/edit"
     form = await b.get(edit_url)
     assert form.status_code == 200 and 'value="Old Name Ltd"' in form.text
-    bad = await b.submit(edit_url, edit_url, {
-        "legal_name": "New Name Ltd", "display_name": "", "city": "Lyon", "country": "FR",
-        "phone": "12", "timezone": "UTC",
-    })
+    bad = await b.submit(
+        edit_url,
+        edit_url,
+        {
+            "legal_name": "New Name Ltd",
+            "display_name": "",
+            "city": "Lyon",
+            "country": "FR",
+            "phone": "12",
+            "timezone": "UTC",
+        },
+    )
     assert bad.status_code == 422 and 'id="phone-error"' in bad.text
     assert 'value="New Name Ltd"' in bad.text and 'value="Lyon"' in bad.text
     [unchanged] = await _api_clients(client, agency)
     assert unchanged["legal_name"] == "Old Name Ltd" and unchanged["city"] == "Paris"
-    good = await b.submit(edit_url, edit_url, {
-        "legal_name": "New Name Ltd", "display_name": "", "city": "Lyon", "country": "FR",
-        "timezone": "Europe/Paris", "categories": "bakery", "hours_sat": "08:00-13:00",
-    })
+    good = await b.submit(
+        edit_url,
+        edit_url,
+        {
+            "legal_name": "New Name Ltd",
+            "display_name": "",
+            "city": "Lyon",
+            "country": "FR",
+            "timezone": "Europe/Paris",
+            "categories": "bakery",
+            "hours_sat": "08:00-13:00",
+        },
+    )
     assert good.status_code == 303
     assert good.headers["location"] == f"/a/{agency.slug}/clients/{made['id']}"
     [changed] = await _api_clients(client, agency)
@@ -177,7 +235,10 @@ async def test_lifecycle_buttons_follow_the_allowed_transitions(
     assert "The lifecycle stage was updated." in page.text
     assert "Moved from Prospect to Onboarding" in page.text and "signed" in page.text
     assert sorted(re.findall(r'name="stage" value="(\w+)"', page.text)) == [
-        "active", "churned", "prospect"]
+        "active",
+        "churned",
+        "prospect",
+    ]
     bad = await b.submit(url, f"{url}/lifecycle", {"stage": "paused"})
     assert bad.status_code == 409 and "cannot move from onboarding to paused" in bad.text
     bogus = await b.submit(url, f"{url}/lifecycle", {"stage": "zombie"})
@@ -220,6 +281,7 @@ async def test_client_users_cannot_create_clients(make_agency, make_client, make
     assert "New client" not in page.text and "Edit details" not in page.text
     assert 'name="stage"' not in page.text and "Recent activity" not in page.text
     token = csrf_of(page.text)
-    refused = await member.post(f"/a/{agency.slug}/clients",
-                                {"legal_name": "Nope", "csrf_token": token})
+    refused = await member.post(
+        f"/a/{agency.slug}/clients", {"legal_name": "Nope", "csrf_token": token}
+    )
     assert refused.status_code == 403 and "Not allowed" in refused.text

@@ -21,13 +21,15 @@ from tests.portal.conftest import PASSWORD
 ID_ROUTES: dict[tuple[str, str], dict[str, str] | None] = {
     ("GET", "/a/{slug}/clients/{client_id}"): None,
     ("GET", "/a/{slug}/clients/{client_id}/edit"): None,
-    ("POST", "/a/{slug}/clients/{client_id}/edit"): {"legal_name": "Pwned Ltd",
-                                                     "timezone": "UTC"},
+    ("POST", "/a/{slug}/clients/{client_id}/edit"): {"legal_name": "Pwned Ltd", "timezone": "UTC"},
     ("POST", "/a/{slug}/clients/{client_id}/lifecycle"): {"stage": "onboarding"},
     ("POST", "/a/{slug}/team/invitations/{invitation_id}/revoke"): {},
     ("GET", "/a/{slug}/invite/{token}"): None,
-    ("POST", "/a/{slug}/invite/{token}"): {"name": "Pwned", "password": PASSWORD,
-                                           "password_confirm": PASSWORD},
+    ("POST", "/a/{slug}/invite/{token}"): {
+        "name": "Pwned",
+        "password": PASSWORD,
+        "password_confirm": PASSWORD,
+    },
 }
 
 
@@ -56,8 +58,9 @@ async def _state(client, agency, client_ids: list[str], invitation_id: str) -> d
     out = {}
     for cid in client_ids:
         out[cid] = (await client.get(f"/api/v1/clients/{cid}", headers=agency.headers)).json()
-    out["invitation"] = (await client.get(f"/api/v1/invitations/{invitation_id}",
-                                          headers=agency.headers)).json()
+    out["invitation"] = (
+        await client.get(f"/api/v1/invitations/{invitation_id}", headers=agency.headers)
+    ).json()
     return out
 
 
@@ -66,11 +69,18 @@ async def test_another_agencys_objects_are_404_and_untouched(
 ):
     a, b = await make_agency(), await make_agency()
     shop = await make_client(a, legal_name="A's shop")
-    inv = (await client.post("/api/v1/invitations", headers=a.headers,
-                             json={"email": "x@a.example", "role": "client_member",
-                                   "client_id": shop["id"]})).json()
-    ids = {"client_id": shop["id"], "invitation_id": inv["id"],
-           "token": httpx.URL(inv["url"]).path.rsplit("/", 1)[-1]}
+    inv = (
+        await client.post(
+            "/api/v1/invitations",
+            headers=a.headers,
+            json={"email": "x@a.example", "role": "client_member", "client_id": shop["id"]},
+        )
+    ).json()
+    ids = {
+        "client_id": shop["id"],
+        "invitation_id": inv["id"],
+        "token": httpx.URL(inv["url"]).path.rsplit("/", 1)[-1],
+    }
     before = await _state(client, a, [shop["id"]], inv["id"])
     intruder = await owner_browser(b)  # agency B's owner: every permission, in B
     for (method, template), body in ID_ROUTES.items():
@@ -82,8 +92,11 @@ async def test_another_agencys_objects_are_404_and_untouched(
         # ... and through A's address, where B's cookie is not a session at all.
         url_a = _fill(template, a.slug, ids)
         if "{token}" not in template:
-            resp_a = await intruder.get(url_a) if method == "GET" else await intruder.post(
-                url_a, body or {})
+            resp_a = (
+                await intruder.get(url_a)
+                if method == "GET"
+                else await intruder.post(url_a, body or {})
+            )
             assert resp_a.status_code in (303, 403), (method, url_a, resp_a.status_code)
     assert await _state(client, a, [shop["id"]], inv["id"]) == before
 
@@ -96,15 +109,24 @@ async def test_client_users_and_assigned_staff_only_reach_their_clients(
     y = await make_client(agency, legal_name="Client Y")
     owner_x, _ = await make_person(agency, "client_owner", client_id=x["id"])
     staff_x, staff_id = await make_person(agency, "agency_staff")
-    assigned = await client.patch(f"/api/v1/clients/{x['id']}", headers=agency.headers,
-                                  json={"assigned_staff": [staff_id]})
+    assigned = await client.patch(
+        f"/api/v1/clients/{x['id']}", headers=agency.headers, json={"assigned_staff": [staff_id]}
+    )
     assert assigned.status_code == 200
-    inv_y = (await client.post("/api/v1/invitations", headers=agency.headers,
-                               json={"email": "y@y.example", "role": "client_member",
-                                     "client_id": y["id"]})).json()
-    inv_agency = (await client.post("/api/v1/invitations", headers=agency.headers,
-                                    json={"email": "admin@a.example",
-                                          "role": "agency_admin"})).json()
+    inv_y = (
+        await client.post(
+            "/api/v1/invitations",
+            headers=agency.headers,
+            json={"email": "y@y.example", "role": "client_member", "client_id": y["id"]},
+        )
+    ).json()
+    inv_agency = (
+        await client.post(
+            "/api/v1/invitations",
+            headers=agency.headers,
+            json={"email": "admin@a.example", "role": "agency_admin"},
+        )
+    ).json()
     before = await _state(client, agency, [x["id"], y["id"]], inv_y["id"])
 
     for who, browser in (("client owner of X", owner_x), ("staff assigned to X", staff_x)):
@@ -128,6 +150,7 @@ async def test_client_users_and_assigned_staff_only_reach_their_clients(
             resp = await _call(browser, "POST", url, {}, f"/a/{agency.slug}/clients")
             assert resp.status_code == 404, (who, inv["email"], resp.status_code)
     assert await _state(client, agency, [x["id"], y["id"]], inv_y["id"]) == before
-    agency_inv = (await client.get(f"/api/v1/invitations/{inv_agency['id']}",
-                                   headers=agency.headers)).json()
+    agency_inv = (
+        await client.get(f"/api/v1/invitations/{inv_agency['id']}", headers=agency.headers)
+    ).json()
     assert agency_inv["status"] == "pending"

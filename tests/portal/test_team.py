@@ -29,8 +29,11 @@ async def test_invitation_by_email_to_signed_in(
     owner = await owner_browser(agency)
     email = f"sam-{secrets.token_hex(3)}@northwind.example"
     team_url = f"/a/{agency.slug}/team"
-    sent = await owner.submit(team_url, f"{team_url}/invitations",
-                              {"email": email, "name": "Sam Staff", "role": "agency_staff"})
+    sent = await owner.submit(
+        team_url,
+        f"{team_url}/invitations",
+        {"email": email, "name": "Sam Staff", "role": "agency_staff"},
+    )
     assert sent.status_code == 303, sent.text[:2000]
     team = await owner.get(team_url)
     assert "The invitation is on its way." in team.text and email in team.text
@@ -43,17 +46,21 @@ async def test_invitation_by_email_to_signed_in(
     sam = new_browser()
     page = await sam.get(path)
     assert page.status_code == 200
-    assert email in page.text and "Agency staff" in page.text.replace("agency staff",
-                                                                        "Agency staff")
-    mismatch = await sam.submit(path, path, {"name": "Sam Staff", "password": PASSWORD,
-                                             "password_confirm": PASSWORD + "x"})
+    assert email in page.text and "Agency staff" in page.text.replace(
+        "agency staff", "Agency staff"
+    )
+    mismatch = await sam.submit(
+        path, path, {"name": "Sam Staff", "password": PASSWORD, "password_confirm": PASSWORD + "x"}
+    )
     assert mismatch.status_code == 422 and 'id="password_confirm-error"' in mismatch.text
-    short = await sam.submit(path, path, {"name": "Sam Staff", "password": "short",
-                                          "password_confirm": "short"})
+    short = await sam.submit(
+        path, path, {"name": "Sam Staff", "password": "short", "password_confirm": "short"}
+    )
     assert short.status_code == 422 and "at least 10 characters" in short.text
     assert 'value="Sam Staff"' in short.text
-    done = await sam.submit(path, path, {"name": "Sam Staff", "password": PASSWORD,
-                                         "password_confirm": PASSWORD})
+    done = await sam.submit(
+        path, path, {"name": "Sam Staff", "password": PASSWORD, "password_confirm": PASSWORD}
+    )
     assert done.status_code == 303
     assert done.headers["location"] == f"/a/{agency.slug}/clients"
     assert "sb_session=" in done.headers["set-cookie"]
@@ -77,23 +84,30 @@ async def test_client_invitation_lands_on_the_clients_own_record(
     owner = await owner_browser(agency)
     email = f"maria-{secrets.token_hex(3)}@bellavista.example"
     team_url = f"/a/{agency.slug}/team"
-    no_client = await owner.submit(team_url, f"{team_url}/invitations",
-                                   {"email": email, "role": "client_owner"})
+    no_client = await owner.submit(
+        team_url, f"{team_url}/invitations", {"email": email, "role": "client_owner"}
+    )
     assert no_client.status_code == 422 and 'id="client_id-error"' in no_client.text
     assert f'value="{email}"' in no_client.text
-    bad_email = await owner.submit(team_url, f"{team_url}/invitations",
-                                   {"email": "not-an-email", "role": "client_owner",
-                                    "client_id": shop["id"]})
+    bad_email = await owner.submit(
+        team_url,
+        f"{team_url}/invitations",
+        {"email": "not-an-email", "role": "client_owner", "client_id": shop["id"]},
+    )
     assert bad_email.status_code == 422 and 'id="email-error"' in bad_email.text
-    sent = await owner.submit(team_url, f"{team_url}/invitations",
-                              {"email": email, "role": "client_owner", "client_id": shop["id"]})
+    sent = await owner.submit(
+        team_url,
+        f"{team_url}/invitations",
+        {"email": email, "role": "client_owner", "client_id": shop["id"]},
+    )
     assert sent.status_code == 303
     path = await _mail_link(mailbox, email)
     maria = new_browser()
     page = await maria.get(path)
     assert "Bella Vista Bistro" in page.text
-    done = await maria.submit(path, path, {"name": "Maria Rossi", "password": PASSWORD,
-                                           "password_confirm": PASSWORD})
+    done = await maria.submit(
+        path, path, {"name": "Maria Rossi", "password": PASSWORD, "password_confirm": PASSWORD}
+    )
     assert done.status_code == 303
     assert done.headers["location"] == f"/a/{agency.slug}/clients/{shop['id']}"
     record = await maria.get(done.headers["location"])
@@ -107,15 +121,17 @@ async def test_revoking_an_invitation_kills_its_link(
 ):
     agency = await make_agency()
     owner = await owner_browser(agency)
-    resp = await client.post("/api/v1/invitations", headers=agency.headers,
-                             json={"email": "late@people.example", "role": "agency_admin"})
+    resp = await client.post(
+        "/api/v1/invitations",
+        headers=agency.headers,
+        json={"email": "late@people.example", "role": "agency_admin"},
+    )
     invitation = resp.json()
     path = httpx.URL(invitation["url"]).path
     team_url = f"/a/{agency.slug}/team"
     page = await owner.get(team_url)
     assert f"/team/invitations/{invitation['id']}/revoke" in page.text
-    revoked = await owner.submit(team_url, f"{team_url}/invitations/{invitation['id']}/revoke",
-                                 {})
+    revoked = await owner.submit(team_url, f"{team_url}/invitations/{invitation['id']}/revoke", {})
     assert revoked.status_code == 303
     after = await owner.get(team_url)
     assert "late@people.example" not in after.text and "The invitation was revoked." in after.text
@@ -129,9 +145,13 @@ async def test_team_forms_reject_bad_csrf_and_change_nothing(
 ):
     agency = await make_agency()
     owner = await owner_browser(agency)
-    pending = (await client.post("/api/v1/invitations", headers=agency.headers,
-                                 json={"email": "keep@people.example",
-                                       "role": "agency_staff"})).json()
+    pending = (
+        await client.post(
+            "/api/v1/invitations",
+            headers=agency.headers,
+            json={"email": "keep@people.example", "role": "agency_staff"},
+        )
+    ).json()
     path = httpx.URL(pending["url"]).path
     team_url = f"/a/{agency.slug}/team"
     stranger = new_browser()
@@ -160,33 +180,54 @@ async def test_branding_page_updates_the_white_label(
     url = f"/a/{agency.slug}/settings/branding"
     page = await owner.get(url)
     assert page.status_code == 200 and 'value="Old Agency Name"' in page.text
-    bad = await owner.submit(url, url, {
-        "name": "Bright Local", "brand_logo_url": "not a url", "brand_primary_color": "red",
-        "brand_accent_color": "#112233", "support_email": "help@",
-    })
+    bad = await owner.submit(
+        url,
+        url,
+        {
+            "name": "Bright Local",
+            "brand_logo_url": "not a url",
+            "brand_primary_color": "red",
+            "brand_accent_color": "#112233",
+            "support_email": "help@",
+        },
+    )
     assert bad.status_code == 422
     for name in ("brand_logo_url", "brand_primary_color", "support_email"):
         assert f'id="{name}-error"' in bad.text, name
     assert 'value="Bright Local"' in bad.text and 'value="not a url"' in bad.text
-    assert (await client.get("/api/v1/agency", headers=agency.headers)).json()["name"] == \
-        "Old Agency Name"
+    assert (await client.get("/api/v1/agency", headers=agency.headers)).json()[
+        "name"
+    ] == "Old Agency Name"
     forged = await owner.post(url, {"name": "Pwned", "csrf_token": "x"})
     assert forged.status_code == 403
-    saved = await owner.submit(url, url, {
-        "name": "Bright Local", "brand_logo_url": "https://cdn.bright.example/logo.png",
-        "brand_primary_color": "#FF5500", "brand_accent_color": "#112233",
-        "support_email": "help@bright.example",
-    })
+    saved = await owner.submit(
+        url,
+        url,
+        {
+            "name": "Bright Local",
+            "brand_logo_url": "https://cdn.bright.example/logo.png",
+            "brand_primary_color": "#FF5500",
+            "brand_accent_color": "#112233",
+            "support_email": "help@bright.example",
+        },
+    )
     assert saved.status_code == 303
     login = await new_browser().get(f"/a/{agency.slug}/login")
     html = login.text
     assert "Bright Local" in html and "--brand:#ff5500" in html and "--accent:#112233" in html
     assert 'src="https://cdn.bright.example/logo.png"' in html
     assert "help@bright.example" in html
-    cleared = await owner.submit(url, url, {
-        "name": "Bright Local", "brand_logo_url": "", "brand_primary_color": "#ff5500",
-        "brand_accent_color": "#112233", "support_email": "",
-    })
+    cleared = await owner.submit(
+        url,
+        url,
+        {
+            "name": "Bright Local",
+            "brand_logo_url": "",
+            "brand_primary_color": "#ff5500",
+            "brand_accent_color": "#112233",
+            "support_email": "",
+        },
+    )
     assert cleared.status_code == 303
     agency_now = (await client.get("/api/v1/agency", headers=agency.headers)).json()
     assert agency_now["brand_logo_url"] is None and agency_now["support_email"] is None
@@ -198,5 +239,6 @@ async def test_branding_page_updates_the_white_label(
     refused = await staff.post(url, {"name": "Staff Rename", "csrf_token": staff_token})
     assert refused.status_code == 403
     assert "Branding" not in (await staff.get(f"/a/{agency.slug}/clients")).text
-    assert (await client.get("/api/v1/agency", headers=agency.headers)).json()["name"] == \
-        "Bright Local"
+    assert (await client.get("/api/v1/agency", headers=agency.headers)).json()[
+        "name"
+    ] == "Bright Local"

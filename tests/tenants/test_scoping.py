@@ -91,3 +91,32 @@ async def test_tenant_scope_bug_is_a_generic_500_for_clients(client):
         resp = await c.get("/boom")
     assert resp.status_code == 500
     assert "tenant" not in resp.text
+
+
+async def test_client_scoped_person_sees_themselves_but_not_other_users(
+    client, make_agency, make_client
+):
+    from services.identity import service as identity
+    from services.kit import ids
+    from services.kit.db import unit_of_work
+    from tenants.context import TenantContext
+    from tenants.models import Membership, User
+    from tenants.roles import Role
+    from tenants.scoping import set_tenant
+
+    agency = await make_agency()
+    x = ids.decode("cli", (await make_client(agency, legal_name="X"))["id"])
+    async with unit_of_work() as session:
+        await set_tenant(session, TenantContext.for_agency(agency.id))
+        staff = await identity.create_user(session, agency.id, email="staff@example.com")
+        session.add(Membership(agency_id=agency.id, user_id=staff.id, role=Role.AGENCY_STAFF))
+        member = await identity.create_user(session, agency.id, email="m@example.com")
+        session.add(
+            Membership(agency_id=agency.id, user_id=member.id, role=Role.CLIENT_MEMBER, client_id=x)
+        )
+    async with unit_of_work() as session:
+        ctx = TenantContext(agency_id=agency.id, client_ids=frozenset({x}), user_id=staff.id)
+        await set_tenant(session, ctx)
+        seen = sorted((await session.execute(select(User.email))).scalars())
+    # themselves and the people of their clients; not the owner, not other clients' people
+    assert seen == ["m@example.com", "staff@example.com"]

@@ -238,7 +238,8 @@ def upgrade() -> None:
     enable_tenant_rls(
         op, "users",
         client_scope_sql=(
-            "id IN (SELECT m.user_id FROM memberships m WHERE m.agency_id = users.agency_id "
+            "id = NULLIF(current_setting('app.user_id', true), '')::uuid "
+            "OR id IN (SELECT m.user_id FROM memberships m WHERE m.agency_id = users.agency_id "
             "AND m.client_id = ANY (NULLIF(current_setting('app.client_ids', true), '')::uuid[]))"
         ),
     )
