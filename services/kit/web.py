@@ -206,7 +206,7 @@ class EdgeMiddleware:
         log.info(
             "http.request",
             method=method,
-            path=scope.get("path"),
+            path=_redact_path(scope.get("path") or ""),
             route=template,
             status=status,
             ms=round(elapsed * 1000, 2),
