@@ -44,8 +44,9 @@ _pool: asyncpg.Pool | None = None
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec("jsonb", encoder=orjson.dumps, decoder=orjson.loads,
-                              schema="pg_catalog", format="text")
+    await conn.set_type_codec(
+        "jsonb", encoder=orjson.dumps, decoder=orjson.loads, schema="pg_catalog", format="text"
+    )
 
 
 def _dsn() -> str:
@@ -73,10 +74,28 @@ def _render(row: asyncpg.Record) -> bytes:
     return orjson.dumps(ordered, option=orjson.OPT_UTC_Z)
 
 
-_ORDER = ("id", "legal_name", "display_name", "email", "phone", "website", "street", "city",
-          "region", "postal_code", "country", "timezone", "categories", "hours", "notes",
-          "lifecycle_stage", "lifecycle_changed_at", "assigned_staff", "created_at",
-          "updated_at")
+_ORDER = (
+    "id",
+    "legal_name",
+    "display_name",
+    "email",
+    "phone",
+    "website",
+    "street",
+    "city",
+    "region",
+    "postal_code",
+    "country",
+    "timezone",
+    "categories",
+    "hours",
+    "notes",
+    "lifecycle_stage",
+    "lifecycle_changed_at",
+    "assigned_staff",
+    "created_at",
+    "updated_at",
+)
 
 
 async def _respond(send: Any, status: int, body: bytes) -> None:
@@ -89,8 +108,9 @@ async def _lifespan(receive: Any, send: Any) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
-            _pool = await asyncpg.create_pool(_dsn(), min_size=POOL_SIZE, max_size=POOL_MAX,
-                                              init=_init_connection)
+            _pool = await asyncpg.create_pool(
+                _dsn(), min_size=POOL_SIZE, max_size=POOL_MAX, init=_init_connection
+            )
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             if _pool is not None:
@@ -109,7 +129,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if path == "/healthz":
         await _respond(send, 200, b'{"status":"ok"}')
         return
-    client_id = ids.decode("cli", path[len(PREFIX):]) if path.startswith(PREFIX) else None
+    client_id = ids.decode("cli", path[len(PREFIX) :]) if path.startswith(PREFIX) else None
     agency_id = _agency_of(scope["headers"])
     if client_id is None or agency_id is None or scope["method"] != "GET":
         await _respond(send, 404, b'{"detail":"not found"}')

@@ -22,6 +22,7 @@ class BenchConfig:
     staff_per_agency: int
     audit_events_per_agency: int
     assigned_share: float  # share of clients with one assigned staff member
+    large_agency_clients: int  # one extra, large tenant: how list queries scale
     # throughput
     workers: int
     wrk_threads: int
@@ -38,8 +39,10 @@ class BenchConfig:
     def target_url(self) -> str:
         from sqlalchemy.engine import make_url
 
-        return make_url(self.admin_url).set(database=self.db_name).render_as_string(
-            hide_password=False
+        return (
+            make_url(self.admin_url)
+            .set(database=self.db_name)
+            .render_as_string(hide_password=False)
         )
 
 
@@ -64,6 +67,7 @@ def make_config(
         staff_per_agency=4,
         audit_events_per_agency=40 if quick else 200,
         assigned_share=0.5,
+        large_agency_clients=2_000 if quick else 10_000,
         workers=cores,
         wrk_threads=1,
         connections=32,
@@ -71,7 +75,7 @@ def make_config(
         duration_seconds=5 if quick else 20,
         rounds=1 if quick else 3,
         request_pairs=2_000 if quick else 20_000,
-        rls_iterations=300 if quick else 2_000,
+        rls_iterations=300 if quick else 3_000,
         output=ROOT / ("var/bench/benchmarks-quick.md" if quick else "docs/benchmarks.md"),
     )
     overrides: dict[str, object] = {

@@ -22,16 +22,19 @@ def _load(path: str, host: str) -> list[bytes]:
         for line in fh:
             target, _, auth = line.rstrip("\n").partition("\t")
             if target:
-                out.append(
-                    f"GET {target} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {auth}\r\n\r\n"
-                    .encode()
-                )
+                head = f"GET {target} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {auth}"
+                out.append(f"{head}\r\n\r\n".encode())
     return out
 
 
 async def _worker(
-    host: str, port: int, reqs: list[bytes], deadline: float, latencies: list[float],
-    errors: dict[str, int], nbytes: list[int],
+    host: str,
+    port: int,
+    reqs: list[bytes],
+    deadline: float,
+    latencies: list[float],
+    errors: dict[str, int],
+    nbytes: list[int],
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     rng = random.Random()
@@ -66,13 +69,20 @@ async def run(url: str, requests_file: str, connections: int, duration: float) -
     start = time.perf_counter()
     deadline = start + duration
     await asyncio.gather(
-        *(_worker(host, port, reqs, deadline, latencies, errors, nbytes) for _ in range(connections))
+        *(
+            _worker(host, port, reqs, deadline, latencies, errors, nbytes)
+            for _ in range(connections)
+        )
     )
     elapsed = time.perf_counter() - start
     latencies.sort()
 
     def pct(p: float) -> int:
-        return int(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1e6) if latencies else 0
+        return (
+            int(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1e6)
+            if latencies
+            else 0
+        )
 
     return {
         "requests": len(latencies),
@@ -81,7 +91,9 @@ async def run(url: str, requests_file: str, connections: int, duration: float) -
         "errors": errors,
         "latency_us": {
             "mean": sum(latencies) / len(latencies) * 1e6 if latencies else 0.0,
-            "p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99),
+            "p50": pct(0.50),
+            "p90": pct(0.90),
+            "p99": pct(0.99),
             "max": int(latencies[-1] * 1e6) if latencies else 0,
         },
     }

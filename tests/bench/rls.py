@@ -31,22 +31,32 @@ import asyncpg
 
 from tests.bench.dataset import AgencyData
 
-SET_SQL = ("SELECT set_config('role', $1, true), set_config('app.agency_id', $2, true), "
-           "set_config('app.client_ids', $3, true)")
+SET_SQL = (
+    "SELECT set_config('role', $1, true), set_config('app.agency_id', $2, true), "
+    "set_config('app.client_ids', $3, true)"
+)
 APP_ROLE = "switchboard_app"
 OPERATOR_ROLE = "switchboard_operator"
 MODES = ("rls", "explicit", "app")
 
-CLIENT_COLS = ("created_at, updated_at, agency_id, id, legal_name, display_name, email, phone, "
-               "website, street, city, region, postal_code, country, timezone, categories, "
-               "hours, notes, lifecycle_stage, lifecycle_changed_at")
-USER_COLS = ("created_at, updated_at, agency_id, id, email, name, password_hash, status, "
-             "email_verified, last_login_at")
-KEY_COLS = ("agency_id, id, name, key_hash, prefix, role, client_id, created_by, created_at, "
-            "last_used_at, expires_at, revoked_at")
+CLIENT_COLS = (
+    "created_at, updated_at, agency_id, id, legal_name, display_name, email, phone, "
+    "website, street, city, region, postal_code, country, timezone, categories, "
+    "hours, notes, lifecycle_stage, lifecycle_changed_at"
+)
+USER_COLS = (
+    "created_at, updated_at, agency_id, id, email, name, password_hash, status, "
+    "email_verified, last_login_at"
+)
+KEY_COLS = (
+    "agency_id, id, name, key_hash, prefix, role, client_id, created_by, created_at, "
+    "last_used_at, expires_at, revoked_at"
+)
 MEMBERSHIP_COLS = "agency_id, id, user_id, role, client_id, created_at"
-AUDIT_COLS = ("agency_id, id, occurred_at, actor_type, actor_id, actor_label, action, "
-              "target_type, target_id, client_id, data, request_id, ip, unscoped_reason")
+AUDIT_COLS = (
+    "agency_id, id, occurred_at, actor_type, actor_id, actor_label, action, "
+    "target_type, target_id, client_id, data, request_id, ip, unscoped_reason"
+)
 SEARCH_COLUMNS = ("display_name", "legal_name", "email", "phone", "city", "website")
 SEARCH_TERMS = ("bakery", "garage", "florist", "bistro", "yoga", "optician", "tailor", "cafe")
 PAGE = 51  # the API's default page (50) plus the look-ahead row
@@ -76,7 +86,8 @@ class HotQuery:
         if mode == "rls":
             return self.template.format(tenant="", and_tenant="", where_tenant="")
         return self.template.format(
-            tenant=f"agency_id = ${n}", and_tenant=f" AND agency_id = ${n}",
+            tenant=f"agency_id = ${n}",
+            and_tenant=f" AND agency_id = ${n}",
             where_tenant=f"WHERE agency_id = ${n} ",
         )
 
@@ -87,34 +98,55 @@ class HotQuery:
 
 def _search_template() -> str:
     ors = " OR ".join(f"lower({c}) LIKE '%' || $1 || '%'" for c in SEARCH_COLUMNS)
-    return (f"SELECT {CLIENT_COLS} FROM clients WHERE ({ors}){{and_tenant}} "
-            f"ORDER BY created_at DESC, id DESC LIMIT {PAGE}")
+    return (
+        f"SELECT {CLIENT_COLS} FROM clients WHERE ({ors}){{and_tenant}} "
+        f"ORDER BY created_at DESC, id DESC LIMIT {PAGE}"
+    )
 
 
 HOT_QUERIES: tuple[HotQuery, ...] = (
-    HotQuery("client_by_id", "client by id",
-             f"SELECT {CLIENT_COLS} FROM clients WHERE id = $1{{and_tenant}}",
-             lambda s: (s.client,)),
-    HotQuery("clients_page", "client list page (newest first)",
-             f"SELECT {CLIENT_COLS} FROM clients {{where_tenant}}"
-             f"ORDER BY created_at DESC, id DESC LIMIT {PAGE}",
-             lambda s: ()),
-    HotQuery("clients_search", "client search by name (q=...)", _search_template(),
-             lambda s: (s.term,)),
-    HotQuery("user_by_email", "user by e-mail",
-             f"SELECT {USER_COLS} FROM users WHERE email = $1{{and_tenant}}",
-             lambda s: (s.email,)),
-    HotQuery("api_key_by_hash", "API key by hash",
-             f"SELECT {KEY_COLS} FROM api_keys WHERE key_hash = $1{{and_tenant}}",
-             lambda s: (s.key_hash,)),
-    HotQuery("memberships_of_user", "memberships of a user",
-             f"SELECT {MEMBERSHIP_COLS} FROM memberships WHERE user_id = $1{{and_tenant}} "
-             "ORDER BY created_at",
-             lambda s: (s.user,)),
-    HotQuery("audit_page", "audit events page (newest first)",
-             f"SELECT {AUDIT_COLS} FROM audit_events {{where_tenant}}"
-             f"ORDER BY occurred_at DESC, id DESC LIMIT {PAGE}",
-             lambda s: ()),
+    HotQuery(
+        "client_by_id",
+        "client by id",
+        f"SELECT {CLIENT_COLS} FROM clients WHERE id = $1{{and_tenant}}",
+        lambda s: (s.client,),
+    ),
+    HotQuery(
+        "clients_page",
+        "client list page (newest first)",
+        f"SELECT {CLIENT_COLS} FROM clients {{where_tenant}}"
+        f"ORDER BY created_at DESC, id DESC LIMIT {PAGE}",
+        lambda s: (),
+    ),
+    HotQuery(
+        "clients_search", "client search by name (q=...)", _search_template(), lambda s: (s.term,)
+    ),
+    HotQuery(
+        "user_by_email",
+        "user by e-mail",
+        f"SELECT {USER_COLS} FROM users WHERE email = $1{{and_tenant}}",
+        lambda s: (s.email,),
+    ),
+    HotQuery(
+        "api_key_by_hash",
+        "API key by hash",
+        f"SELECT {KEY_COLS} FROM api_keys WHERE key_hash = $1{{and_tenant}}",
+        lambda s: (s.key_hash,),
+    ),
+    HotQuery(
+        "memberships_of_user",
+        "memberships of a user",
+        f"SELECT {MEMBERSHIP_COLS} FROM memberships WHERE user_id = $1{{and_tenant}} "
+        "ORDER BY created_at",
+        lambda s: (s.user,),
+    ),
+    HotQuery(
+        "audit_page",
+        "audit events page (newest first)",
+        f"SELECT {AUDIT_COLS} FROM audit_events {{where_tenant}}"
+        f"ORDER BY occurred_at DESC, id DESC LIMIT {PAGE}",
+        lambda s: (),
+    ),
 )
 
 
@@ -130,8 +162,9 @@ class QueryResult:
     query: HotQuery
     timings_us: dict[str, list[float]] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
-    plan: Plan | None = None
-    generic_plan: Plan | None = None
+    plan: Plan | None = None  # EXPLAIN ANALYZE under RLS only
+    generic_plan: Plan | None = None  # the generic plan of a prepared statement, under RLS
+    explicit_plan: Plan | None = None  # EXPLAIN ANALYZE of the explicit-filter baseline
 
     def pct(self, mode: str, p: int) -> float:
         return quantiles(self.timings_us[mode], n=100, method="inclusive")[p - 1]
@@ -150,8 +183,16 @@ def _samples(agencies: Sequence[AgencyData], n: int, seed: int = 5) -> list[Samp
     for _ in range(n):
         ag = rng.choice(agencies)
         u = rng.randrange(len(ag.user_ids))
-        out.append(Sample(ag.id, rng.choice(ag.client_ids), ag.user_ids[u], ag.user_emails[u],
-                          ag.key_hash, rng.choice(SEARCH_TERMS)))
+        out.append(
+            Sample(
+                ag.id,
+                rng.choice(ag.client_ids),
+                ag.user_ids[u],
+                ag.user_emails[u],
+                ag.key_hash,
+                rng.choice(SEARCH_TERMS),
+            )
+        )
     return out
 
 
@@ -179,50 +220,117 @@ def _literal(v: Any) -> str:
     return "'" + str(v).replace("'", "''") + "'"
 
 
-async def explain(conn: asyncpg.Connection, q: HotQuery, s: Sample) -> tuple[Plan, Plan]:
-    sql, args = q.sql("rls"), q.params("rls", s)
+async def _analyze(conn: asyncpg.Connection, q: HotQuery, mode: str, s: Sample) -> Plan:
     async with conn.transaction():
-        await conn.fetchval(SET_SQL, APP_ROLE, str(s.agency), "")
+        await conn.fetchval(SET_SQL, _role(mode), str(s.agency) if mode != "explicit" else "", "")
         rows = await conn.fetch(
-            f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) {sql}", *args)
-        analyzed = _plan([r[0] for r in rows])
+            f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) {q.sql(mode)}",
+            *q.params(mode, s),
+        )
+    return _plan([r[0] for r in rows])
+
+
+async def _generic(conn: asyncpg.Connection, q: HotQuery, s: Sample) -> Plan:
+    sql, args = q.sql("rls"), q.params("rls", s)
     async with conn.transaction():
         await conn.fetchval(SET_SQL, APP_ROLE, str(s.agency), "")
         await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
         await conn.execute(f"PREPARE bench_generic AS {sql}")
-        call = f"EXECUTE bench_generic({', '.join(_literal(a) for a in args)})" if args else \
-            "EXECUTE bench_generic"
+        call = (
+            f"EXECUTE bench_generic({', '.join(_literal(a) for a in args)})"
+            if args
+            else "EXECUTE bench_generic"
+        )
         rows = await conn.fetch(f"EXPLAIN (COSTS OFF) {call}")
-        generic = _plan([r[0] for r in rows])
         await conn.execute("DEALLOCATE bench_generic")
-    return analyzed, generic
+    return _plan([r[0] for r in rows])
 
 
-async def run(target_url: str, agencies: Sequence[AgencyData], iterations: int,
-              log: Callable[[str], None] = print) -> list[QueryResult]:
+def _shape(plan: Plan) -> str:
+    """The plan's node types and indexes, without conditions, numbers or SubPlans (the
+    client-scope policy's SubPlan is never executed for an agency-wide principal)."""
+    nodes: list[str] = []
+    skip_deeper_than: int | None = None
+    for line in plan.text.splitlines():
+        indent = len(line) - len(line.lstrip())
+        if skip_deeper_than is not None:
+            if indent > skip_deeper_than:
+                continue
+            skip_deeper_than = None
+        text = line.strip()
+        if text.startswith("SubPlan"):
+            skip_deeper_than = indent
+            continue
+        node = text.removeprefix("->").strip().split(" (")[0]
+        if node and node[0].isupper() and ":" not in node and node != "Result":
+            nodes.append(node.split(" on ")[0])
+    return " > ".join(nodes)
+
+
+async def _measure(
+    conns: dict[str, asyncpg.Connection],
+    q: HotQuery,
+    agencies: Sequence[AgencyData],
+    iterations: int,
+) -> QueryResult:
+    res = QueryResult(q, {m: [] for m in MODES})
+    samples = _samples(agencies, iterations + 20, seed=sum(map(ord, q.name)))
+    # warm-up: prepare, fill caches; and RLS must select exactly the explicit filter's rows
+    for s in samples[:20]:
+        counts = {m: (await _timed(conns[m], q, m, s))[1] for m in MODES}
+        if len(set(counts.values())) != 1:
+            raise RuntimeError(f"{q.name}: the variants disagree on row counts {counts}")
+        res.rows = counts
+    for i, s in enumerate(samples[20:]):
+        for m in MODES[i % 3 :] + MODES[: i % 3]:  # rotate who goes first
+            us, _ = await _timed(conns[m], q, m, s)
+            res.timings_us[m].append(us)
+    res.plan = await _analyze(conns["rls"], q, "rls", samples[0])
+    res.explicit_plan = await _analyze(conns["explicit"], q, "explicit", samples[0])
+    res.generic_plan = await _generic(conns["rls"], q, samples[0])
+    return res
+
+
+def plan_differs(res: QueryResult) -> bool:
+    assert res.plan is not None and res.explicit_plan is not None
+    return _shape(res.plan) != _shape(res.explicit_plan)
+
+
+def plan_summary(plan: Plan) -> str:
+    return _shape(plan)
+
+
+LARGE_PAGE = HotQuery(
+    "clients_page_large",
+    "client list page, large agency",
+    HOT_QUERIES[1].template,
+    HOT_QUERIES[1].args,
+)
+
+
+async def run(
+    target_url: str,
+    agencies: Sequence[AgencyData],
+    large: AgencyData,
+    iterations: int,
+    log: Callable[[str], None] = print,
+) -> list[QueryResult]:
     conns = {m: await asyncpg.connect(target_url) for m in MODES}
+    work: list[tuple[HotQuery, Sequence[AgencyData]]] = [(q, agencies) for q in HOT_QUERIES]
+    work.append((LARGE_PAGE, [large]))
     try:
         results = []
-        for q in HOT_QUERIES:
-            res = QueryResult(q, {m: [] for m in MODES})
-            samples = _samples(agencies, iterations + 20, seed=hash(q.name) & 0xFFFF)
-            # warm-up: prepare, fill caches; check that RLS and the explicit filter agree
-            for s in samples[:20]:
-                counts = {m: (await _timed(conns[m], q, m, s))[1] for m in MODES}
-                if len(set(counts.values())) != 1:
-                    raise RuntimeError(f"{q.name}: the variants disagree on row counts {counts}")
-                res.rows = counts
-            for i, s in enumerate(samples[20:]):
-                order = MODES[i % 3:] + MODES[: i % 3]  # rotate who goes first
-                for m in order:
-                    us, _ = await _timed(conns[m], q, m, s)
-                    res.timings_us[m].append(us)
-            res.plan, res.generic_plan = await explain(conns["rls"], q, samples[0])
+        for q, pool in work:
+            res = await _measure(conns, q, pool, iterations)
             results.append(res)
-            log(f"  {q.name:20s} p95 rls {res.pct('rls', 95):7.1f} us  explicit "
+            assert res.plan is not None and res.generic_plan is not None
+            log(
+                f"  {q.name:20s} p95 rls {res.pct('rls', 95):7.1f} us  explicit "
                 f"{res.pct('explicit', 95):7.1f} us  app {res.pct('app', 95):7.1f} us  "
-                f"ratio {res.ratio():.3f}  tenant index: {'yes' if res.plan.tenant_index else 'NO'}"
-                f"/{'yes' if res.generic_plan.tenant_index else 'NO'} {','.join(res.plan.indexes)}")
+                f"ratio {res.ratio():.3f}  tenant index "
+                f"{'yes' if res.plan.tenant_index else 'NO'}"
+                f"{' (plan differs from explicit)' if plan_differs(res) else ''}"
+            )
         return results
     finally:
         for c in conns.values():

@@ -21,13 +21,27 @@ def _stat(pid: int) -> list[str] | None:
     return [head.split("(", 1)[1], *rest.split()]
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """CPU seconds (user + system) used so far by each of `pids` that still exists."""
+    out: dict[int, float] = {}
     for pid in pids:
         st = _stat(pid)
         if st is not None:  # utime, stime are fields 14 and 15 (1-based) of /proc/pid/stat
-            total += int(st[12]) + int(st[13])
-    return total / _TICK
+            out[pid] = (int(st[12]) + int(st[13])) / _TICK
+    return out
+
+
+def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU used between two snapshots by the processes alive at the second one (a process
+    that started in between counts in full; one that exited in between is lost)."""
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds spent by the whole machine (all cores, all processes) since boot."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / _TICK
 
 
 def _all_stats() -> dict[int, list[str]]:
@@ -63,6 +77,23 @@ def _cmd(*args: str) -> str:
         return subprocess.run(args, capture_output=True, text=True, check=False).stdout.strip()
     except OSError:
         return ""
+
+
+def git_revision(root: Path) -> str:
+    head = _cmd("git", "-C", str(root), "rev-parse", "--short", "HEAD")
+    dirty = _cmd(
+        "git",
+        "-C",
+        str(root),
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        "services",
+        "tenants",
+        "infra",
+    )
+    return f"{head}{' + uncommitted changes in services/tenants/infra' if dirty else ''}"
 
 
 def machine(pg_version: str) -> dict[str, str]:

@@ -29,7 +29,13 @@ from typing import Any
 
 from tests.bench.config import ROOT, BenchConfig
 from tests.bench.dataset import AgencyData
-from tests.bench.sysinfo import cpu_seconds, descendants, postgres_pids
+from tests.bench.sysinfo import (
+    cpu_delta,
+    cpu_seconds,
+    descendants,
+    machine_busy_seconds,
+    postgres_pids,
+)
 
 HERE = Path(__file__).resolve().parent
 LUA = HERE / "requests.lua"
@@ -105,11 +111,14 @@ def ensure_wrk() -> str | None:
     if os.geteuid() == 0 and shutil.which("apt-get"):
         print("wrk not found: apt-get install -y wrk", flush=True)
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for cmd in (["apt-get", "install", "-y", "-q", "wrk"],
-                    ["apt-get", "update", "-q"],
-                    ["apt-get", "install", "-y", "-q", "wrk"]):
-            subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           check=False)
+        for cmd in (
+            ["apt-get", "install", "-y", "-q", "wrk"],
+            ["apt-get", "update", "-q"],
+            ["apt-get", "install", "-y", "-q", "wrk"],
+        ):
+            subprocess.run(
+                cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+            )
             if shutil.which("wrk"):
                 break
     return shutil.which("wrk")
@@ -117,7 +126,11 @@ def ensure_wrk() -> str | None:
 
 def _wrk_version(wrk: str) -> str:
     out = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False)
-    return (out.stdout or out.stderr).splitlines()[0].split(" [")[0] if (out.stdout or out.stderr) else "wrk"
+    return (
+        (out.stdout or out.stderr).splitlines()[0].split(" [")[0]
+        if (out.stdout or out.stderr)
+        else "wrk"
+    )
 
 
 def write_requests_file(agencies: list[AgencyData], n: int, path: Path) -> None:
@@ -131,12 +144,37 @@ def write_requests_file(agencies: list[AgencyData], n: int, path: Path) -> None:
             fh.write(f"/api/v1/clients/{ids.encode('cli', cid)}\tBearer {ag.api_key}\n")
 
 
-def _load_cmd(wrk: str | None, url: str, requests_file: Path, cfg: BenchConfig, seconds: int) -> list[str]:
+def _load_cmd(
+    wrk: str | None, url: str, requests_file: Path, cfg: BenchConfig, seconds: int
+) -> list[str]:
     if wrk:
-        return [wrk, "-t", str(cfg.wrk_threads), "-c", str(cfg.connections), "-d", f"{seconds}s",
-                "--timeout", "10s", "-s", str(LUA), url, "--", str(requests_file)]
-    return [sys.executable, "-m", "tests.bench.loadgen", url, str(requests_file),
-            "--connections", str(cfg.connections), "--duration", str(seconds)]
+        return [
+            wrk,
+            "-t",
+            str(cfg.wrk_threads),
+            "-c",
+            str(cfg.connections),
+            "-d",
+            f"{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(LUA),
+            url,
+            "--",
+            str(requests_file),
+        ]
+    return [
+        sys.executable,
+        "-m",
+        "tests.bench.loadgen",
+        url,
+        str(requests_file),
+        "--connections",
+        str(cfg.connections),
+        "--duration",
+        str(seconds),
+    ]
 
 
 def _run_load(cmd: list[str]) -> tuple[dict[str, Any], float]:
@@ -155,23 +193,42 @@ def _run_load(cmd: list[str]) -> tuple[dict[str, Any], float]:
 
 
 def server_command(server: Server, workers: int) -> list[str]:
-    cmd = [sys.executable, "-m", "uvicorn", server.target, "--host", "127.0.0.1",
-           "--port", str(server.port), "--workers", str(workers), "--loop", "uvloop",
-           "--http", "httptools", "--no-access-log", "--log-level", "warning",
-           "--backlog", "2048"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        server.target,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(server.port),
+        "--workers",
+        str(workers),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--backlog",
+        "2048",
+    ]
     return [*cmd, "--factory"] if server.factory else cmd
 
 
 def server_env(database_url: str, var_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
-    env.update({
-        "SWITCHBOARD_DATABASE_URL": database_url,
-        "SWITCHBOARD_ENV": "production",
-        "SWITCHBOARD_SECRET_KEY": secrets.token_urlsafe(48),
-        "SWITCHBOARD_LOG_LEVEL": "WARNING",
-        "SWITCHBOARD_VAR_DIR": str(var_dir),
-        "PYTHONPATH": str(ROOT),
-    })
+    env.update(
+        {
+            "SWITCHBOARD_DATABASE_URL": database_url,
+            "SWITCHBOARD_ENV": "production",
+            "SWITCHBOARD_SECRET_KEY": secrets.token_urlsafe(48),
+            "SWITCHBOARD_LOG_LEVEL": "WARNING",
+            "SWITCHBOARD_VAR_DIR": str(var_dir),
+            "PYTHONPATH": str(ROOT),
+        }
+    )
     return env
 
 
@@ -186,7 +243,7 @@ def _free_port() -> int:
 def _get(url: str, auth: str | None = None) -> tuple[int, bytes]:
     req = urllib.request.Request(url, headers={"Authorization": auth} if auth else {})
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 (local URL)
+        with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -209,13 +266,19 @@ def _wait_ready(server: Server, timeout: float = 90.0) -> None:
 
 
 @contextmanager
-def running(servers: list[Server], workers: int, env: dict[str, str], logdir: Path) -> Iterator[None]:
+def running(
+    servers: list[Server], workers: int, env: dict[str, str], logdir: Path
+) -> Iterator[None]:
     try:
         for s in servers:
             s.log = logdir / f"{s.name}.log"
             s.proc = subprocess.Popen(
-                server_command(s, workers), cwd=ROOT, env=env, stdout=s.log.open("wb"),
-                stderr=subprocess.STDOUT, start_new_session=True,
+                server_command(s, workers),
+                cwd=ROOT,
+                env=env,
+                stdout=s.log.open("wb"),
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         for s in servers:
             _wait_ready(s)
@@ -233,7 +296,9 @@ def running(servers: list[Server], workers: int, env: dict[str, str], logdir: Pa
                     s.proc.wait()
 
 
-def verify(servers: dict[str, Server], agencies: list[AgencyData], samples: int = 20) -> tuple[int, int]:
+def verify(
+    servers: dict[str, Server], agencies: list[AgencyData], samples: int = 20
+) -> tuple[int, int]:
     """Both servers return 200 and the same JSON for the same requests; another agency's key
     gets 404 from the application. Returns (pairs checked, cross-tenant status)."""
     from services.kit import ids
@@ -266,21 +331,29 @@ def _cpu_groups(server: Server) -> dict[str, list[int]]:
     return {"server": [server.proc.pid, *descendants(server.proc.pid)], "postgres": postgres_pids()}
 
 
-def _measure(server: Server, cmd: list[str], seconds_hint: int, rnd: int) -> RunResult:
+def _measure(server: Server, cmd: list[str], rnd: int) -> RunResult:
     groups = _cpu_groups(server)
     before = {g: cpu_seconds(pids) for g, pids in groups.items()}
+    busy0 = machine_busy_seconds()
     t0 = time.perf_counter()
     summary, load_cpu = _run_load(cmd)
     wall = time.perf_counter() - t0
-    groups_after = _cpu_groups(server)
-    after = {g: cpu_seconds(pids) for g, pids in groups_after.items()}
-    cpu = {g: max(0.0, (after[g] - before[g]) / wall) for g in groups}
+    busy = (machine_busy_seconds() - busy0) / wall
+    after = {g: cpu_seconds(pids) for g, pids in _cpu_groups(server).items()}
+    cpu = {g: max(0.0, cpu_delta(before[g], after[g]) / wall) for g in groups}
     cpu["loadgen"] = load_cpu / wall
+    cpu["other"] = max(0.0, busy - sum(cpu.values()))
     seconds = summary["duration_us"] / 1e6
     return RunResult(
-        server=server.name, round=rnd, requests=summary["requests"], seconds=seconds,
-        rps=summary["requests"] / seconds, p50_ms=summary["latency_us"]["p50"] / 1000,
-        p99_ms=summary["latency_us"]["p99"] / 1000, errors=summary["errors"], cpu=cpu,
+        server=server.name,
+        round=rnd,
+        requests=summary["requests"],
+        seconds=seconds,
+        rps=summary["requests"] / seconds,
+        p50_ms=summary["latency_us"]["p50"] / 1000,
+        p99_ms=summary["latency_us"]["p99"] / 1000,
+        errors=summary["errors"],
+        cpu=cpu,
     )
 
 
@@ -294,15 +367,21 @@ def run(cfg: BenchConfig, agencies: list[AgencyData], log: Any = print) -> Throu
         "bare": Server("bare", BARE_TARGET, _free_port(), factory=False),
     }
     env = server_env(cfg.target_url, tmp)
-    sample_cmd = _load_cmd(wrk, "http://127.0.0.1:PORT", Path("requests.tsv"), cfg, cfg.duration_seconds)
+    sample_cmd = _load_cmd(
+        wrk, "http://127.0.0.1:PORT", Path("requests.tsv"), cfg, cfg.duration_seconds
+    )
     result = ThroughputResult(
         tool="wrk" if wrk else "tests.bench.loadgen (Python fallback)",
         tool_version=_wrk_version(wrk) if wrk else "",
         command=" ".join(Path(c).name if c in (wrk, str(LUA)) else c for c in sample_cmd),
         server_command=" ".join(server_command(servers["app"], cfg.workers)[1:]).replace(
-            str(servers["app"].port), "PORT"),
-        workers=cfg.workers, threads=cfg.wrk_threads, connections=cfg.connections,
-        warmup_seconds=cfg.warmup_seconds, duration_seconds=cfg.duration_seconds,
+            str(servers["app"].port), "PORT"
+        ),
+        workers=cfg.workers,
+        threads=cfg.wrk_threads,
+        connections=cfg.connections,
+        warmup_seconds=cfg.warmup_seconds,
+        duration_seconds=cfg.duration_seconds,
         rounds=cfg.rounds,
     )
     with running(list(servers.values()), cfg.workers, env, tmp):
@@ -314,13 +393,16 @@ def run(cfg: BenchConfig, agencies: list[AgencyData], log: Any = print) -> Throu
             order = ["app", "bare"] if rnd % 2 == 0 else ["bare", "app"]
             for name in order:
                 s = servers[name]
-                r = _measure(s, _load_cmd(wrk, s.url, requests_file, cfg, cfg.duration_seconds),
-                             cfg.duration_seconds, rnd + 1)
+                r = _measure(
+                    s, _load_cmd(wrk, s.url, requests_file, cfg, cfg.duration_seconds), rnd + 1
+                )
                 result.runs.append(r)
                 errs = sum(r.errors.values())
-                log(f"  round {rnd + 1} {name:4s}: {r.rps:8.1f} req/s  p50 {r.p50_ms:6.2f} ms  "
-                    f"p99 {r.p99_ms:6.2f} ms  errors {errs}  cpu " +
-                    " ".join(f"{g}={v:.2f}" for g, v in r.cpu.items()))
+                log(
+                    f"  round {rnd + 1} {name:4s}: {r.rps:8.1f} req/s  p50 {r.p50_ms:6.2f} ms  "
+                    f"p99 {r.p99_ms:6.2f} ms  errors {errs}  cpu "
+                    + " ".join(f"{g}={v:.2f}" for g, v in r.cpu.items())
+                )
                 if errs:
                     raise RuntimeError(f"{name}: {r.errors} errors during the run; see {s.log}")
     return result
