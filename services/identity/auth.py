@@ -34,11 +34,22 @@ async def api_principal(request: Request, session: DBSession) -> Principal:
 AnyPrincipal = Annotated[Principal, Depends(api_principal)]
 
 
-def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
-    async def dependency(principal: AnyPrincipal) -> Principal:
+def permission_guard(
+    permission: Permission, principal_dependency: Callable[..., Awaitable[Principal]]
+) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency that resolves the principal with `principal_dependency` (API key, portal
+    session) and refuses it unless it holds `permission`."""
+
+    # A default, not an annotation: annotations are strings here and cannot see the closure.
+    async def dependency(principal: Principal = Depends(principal_dependency)) -> Principal:
         if not principal.can(permission):
             raise Forbidden(f"this needs the {permission.value} permission")
         return principal
 
     dependency.__name__ = f"require_{permission.name.lower()}"
     return dependency
+
+
+def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
+    """API routes: the caller's API key must grant `permission`."""
+    return permission_guard(permission, api_principal)

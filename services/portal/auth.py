@@ -18,7 +18,8 @@ from fastapi import Depends, Request
 from services.agencies import service as agencies
 from services.agencies.schemas import SLUG_RE
 from services.identity import service as identity
-from services.kit.errors import Forbidden, NotFound
+from services.identity.auth import permission_guard
+from services.kit.errors import NotFound
 from services.kit.web import DBSession
 from services.portal import security
 from services.portal import service as portal
@@ -92,13 +93,8 @@ SignedIn = Annotated[Principal, Depends(signed_in)]
 
 
 def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
-    async def dependency(principal: SignedIn) -> Principal:
-        if not principal.can(permission):
-            raise Forbidden(f"this needs the {permission.value} permission")
-        return principal
-
-    dependency.__name__ = f"portal_require_{permission.name.lower()}"
-    return dependency
+    """Portal pages: the signed-in person must hold `permission`."""
+    return permission_guard(permission, signed_in)
 
 
 ClientsRead = Annotated[Principal, Depends(require(Permission.CLIENTS_READ))]
