@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import RedirectResponse, Response
 
 from services.agencies import service as agencies
@@ -384,15 +385,19 @@ _INVITE_GONE = (
 )
 
 
-@router.get("/invite/{token}", name="portal_invitation")
-async def invitation_page(
-    request: Request, token: str, agency: PublicAgency, session: DBSession
-) -> Response:
+async def _open_invitation(session: AsyncSession, token: str) -> tuple[Any, Any]:
     try:
         inv = await identity.open_invitation(session, _token(token))
     except NotFound:
         raise PageGone(_INVITE_GONE) from None
-    view = await portal.invitation_view(session, inv)
+    return inv, await portal.invitation_view(session, inv)
+
+
+@router.get("/invite/{token}", name="portal_invitation")
+async def invitation_page(
+    request: Request, token: str, agency: PublicAgency, session: DBSession
+) -> Response:
+    inv, view = await _open_invitation(session, token)
     return page(request, "invite.html",
                 {"invitation": view, "values": {"name": inv.name}, "errors": {}})
 
@@ -401,11 +406,7 @@ async def invitation_page(
 async def accept_invitation(
     request: Request, token: str, agency: PublicAgency, session: DBSession
 ) -> Response:
-    try:
-        inv = await identity.open_invitation(session, _token(token))
-    except NotFound:
-        raise PageGone(_INVITE_GONE) from None
-    view = await portal.invitation_view(session, inv)
+    _, view = await _open_invitation(session, token)
     form = await request.form()
     name = forms._text(form, "name")[:200]
     password = form.get("password")
