@@ -36,7 +36,7 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
+def db_upgrade(revision: str = "heads") -> None:
     """Apply migrations (creates the database schema and, on PostgreSQL, the RLS roles)."""
     from infra.migrate import upgrade
 

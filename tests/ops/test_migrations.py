@@ -52,3 +52,9 @@ def test_upgrade_from_empty_matches_models(tmp_path):
     finally:
         if dbname:
             _pg_admin(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+
+def test_history_is_linear():
+    from infra.migrate import current_heads
+
+    assert len(current_heads()) == 1, f"migrations must form one line: heads {current_heads()}"
