@@ -13,19 +13,14 @@ pytestmark = [
     pytest.mark.skipif(not PG_ADMIN_URL, reason="needs PostgreSQL (SWITCHBOARD_TEST_PG_URL)"),
 ]
 
-TENANT_TABLES = [
-    "agencies",
-    "clients",
-    "users",
-    "memberships",
-    "client_assignments",
-    "audit_events",
-    "api_keys",
-    "user_sessions",
-    "invitations",
-    "job_outbox",
-    "outbound_emails",
-]
+def _tenant_tables() -> list[str]:
+    """Every table the application defines: each one must carry RLS (no hand-kept list)."""
+    from services.models_registry import metadata
+
+    return sorted(metadata.tables)
+
+
+TENANT_TABLES = _tenant_tables()
 
 
 def _key(table: str) -> str:
@@ -52,9 +47,8 @@ async def _two_agencies(make_agency, make_client):
 
 async def test_every_tenant_table_forces_rls_and_app_role_is_restricted(client):
     from services.kit.db import get_engine
-    from services.models_registry import metadata
 
-    assert sorted(TENANT_TABLES) == sorted(metadata.tables), "a table is missing from the suite"
+    assert {"clients", "users", "audit_events", "api_keys"} <= set(TENANT_TABLES)
     async with get_engine().connect() as conn:
         rows = (
             await conn.execute(
