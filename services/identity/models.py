@@ -88,3 +88,21 @@ class Invitation(TenantModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime)
     accepted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class AuthThrottle(TenantModel, table=True):
+    """Failed sign-in counters for one key: `acct:<e-mail>` or `ip:<address>`.
+
+    Locks are always temporary (exponential, capped), so an attacker can slow a victim's
+    sign-in down but never lock them out for good; a password reset clears the account key.
+    """
+
+    __tablename__ = "auth_throttles"
+    __audited__: ClassVar[bool] = False  # failures are audited as auth.login_failed events
+    __table_args__ = (Index("ix_auth_throttles_key", "agency_id", "key", unique=True),)
+
+    key: str = Field(max_length=400)
+    failures: int = 0
+    window_started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    lock_count: int = 0
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.identity.models import ApiKey, Invitation, UserSession
+from services.identity.models import ApiKey, AuthThrottle, Invitation, UserSession
 from tenants.models import Agency, ClientAssignment, Membership, User
 
 
@@ -109,3 +109,15 @@ async def invitation_by_hash(session: AsyncSession, token_hash: str) -> Invitati
 async def invitations(session: AsyncSession) -> Sequence[Invitation]:
     stmt = select(Invitation).order_by(Invitation.created_at.desc(), Invitation.id)
     return (await session.execute(stmt)).scalars().all()
+
+
+async def throttles(session: AsyncSession, keys: Sequence[str]) -> list[AuthThrottle]:
+    """The counters for these keys, locked for this transaction (concurrent failures count)."""
+    stmt = select(AuthThrottle).where(AuthThrottle.key.in_(keys)).with_for_update()
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def clear_throttle(session: AsyncSession, key: str) -> None:
+    stmt = select(AuthThrottle).where(AuthThrottle.key == key)
+    for row in (await session.execute(stmt)).scalars().all():
+        await session.delete(row)

@@ -3,6 +3,7 @@ memberships and invitations. No HTTP here; endpoints and the portal call these."
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.identity import repository as repo
-from services.identity.models import ApiKey, Invitation, UserSession
+from services.identity.models import ApiKey, AuthThrottle, Invitation, UserSession
 from services.kit import ids, jobs
 from services.kit.crypto import (
     constant_time_equal,
@@ -22,7 +23,14 @@ from services.kit.crypto import (
     sha256_hex,
     verify_password,
 )
-from services.kit.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from services.kit.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    TooManyAttempts,
+    Unauthorized,
+    ValidationFailed,
+)
 from services.kit.types import utcnow
 from services.settings import get_settings
 from tenants import audit
@@ -421,6 +429,79 @@ async def accept_invitation(
 # ---- browser sessions ----------------------------------------------------------------------
 
 
+# ---- sign-in throttling ------------------------------------------------------------------
+
+THROTTLE_WINDOW = timedelta(minutes=15)
+# Failures before a key is slowed down. The low limit applies to one e-mail from one address,
+# so an attacker elsewhere cannot cheaply lock a person out; the e-mail-wide limit stops a
+# distributed guess; the address-wide one stops stuffing many accounts from one place.
+THRESHOLDS = {"acct-ip": 5, "acct": 50, "ip": 20}
+FIRST_LOCK = timedelta(seconds=30)
+MAX_LOCK = timedelta(minutes=15)
+
+
+def _throttle_keys(email: str, ip: str | None) -> list[str]:
+    keys = [f"acct:{email}"]
+    if ip:
+        keys += [f"acct-ip:{email}|{ip}", f"ip:{ip}"]
+    return keys
+
+
+async def _refuse_if_throttled(
+    session: AsyncSession, agency: Agency, keys: list[str], email: str
+) -> list[AuthThrottle]:
+    rows = await repo.throttles(session, keys)
+    now = utcnow()
+    locked = [r.locked_until for r in rows if r.locked_until and r.locked_until > now]
+    if locked:
+        wait = math.ceil((max(locked) - now).total_seconds())
+        audit.record(
+            session,
+            "auth.login_throttled",
+            agency_id=agency.id,
+            target_type="user",
+            data={"email": email[:320], "retry_after": wait},
+        )
+        raise TooManyAttempts(
+            f"too many failed sign-ins; try again in {_human_wait(wait)}", retry_after=wait
+        )
+    return rows
+
+
+async def _count_failure(
+    session: AsyncSession, agency: Agency, keys: list[str], rows: list[AuthThrottle]
+) -> None:
+    """Count a failed sign-in against each key; past a threshold, lock it for a while that
+    doubles with each lock (30 s, 1 min, 2 min, … at most 15 min)."""
+    now = utcnow()
+    known = {r.key: r for r in rows}
+    for key in keys:
+        row = known.get(key)
+        if row is None:
+            row = AuthThrottle(agency_id=agency.id, key=key, window_started_at=now)
+            try:
+                async with session.begin_nested():
+                    session.add(row)
+                    await session.flush()
+            except IntegrityError:  # a concurrent failure created it first
+                continue
+        if now - row.window_started_at > THROTTLE_WINDOW:
+            row.failures, row.window_started_at = 0, now
+        row.failures += 1
+        threshold = THRESHOLDS[key.split(":", 1)[0]]
+        if row.failures >= threshold:
+            row.locked_until = now + min(FIRST_LOCK * (2**row.lock_count), MAX_LOCK)
+            row.lock_count += 1
+            row.failures, row.window_started_at = 0, now
+    await session.flush()
+
+
+def _human_wait(seconds: int) -> str:
+    if seconds < 90:
+        return f"{seconds} seconds"
+    return f"{math.ceil(seconds / 60)} minutes"
+
+
 async def sign_in(
     session: AsyncSession,
     agency: Agency,
@@ -430,37 +511,56 @@ async def sign_in(
     ip: str | None,
     user_agent: str | None,
 ) -> tuple[User, str]:
-    """Check a password and open a server-side session. Returns (user, cookie token)."""
-    user = await repo.user_by_email(session, normalize_email(email))
+    """Check a password and open a server-side session. Returns (user, cookie token).
+
+    Unknown e-mail and wrong password cost the same (one argon2 verification each) and give
+    the same answer; repeated failures are slowed down per e-mail and per address.
+    """
+    email = normalize_email(email)
+    keys = _throttle_keys(email, ip)
+    rows = await _refuse_if_throttled(session, agency, keys, email)
+    user = await repo.user_by_email(session, email)
     ok = verify_password(user.password_hash if user else None, password)
     if user is None or not ok or user.status != UserStatus.ACTIVE:
+        await _count_failure(session, agency, keys, rows)
         audit.record(
             session,
             "auth.login_failed",
             agency_id=agency.id,
             target_type="user",
             target_id=user.id if user else None,
-            data={"email": normalize_email(email)[:320]},
+            data={"email": email[:320]},
         )
         raise Unauthorized("the e-mail or password is not right")
+    for key in keys[:2]:  # this person's counters; the address keeps its own
+        await repo.clear_throttle(session, key)
     assert user.password_hash is not None
     if password_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
-    token = new_token(32)
-    now = utcnow()
-    row = UserSession(
-        agency_id=agency.id,
-        user_id=user.id,
-        token_hash=sha256_hex(token),
-        expires_at=now + timedelta(hours=get_settings().session_ttl_hours),
-        ip=ip,
-        user_agent=(user_agent or "")[:400] or None,
-    )
-    session.add(row)
-    user.last_login_at = now
+    token = await open_session(session, agency, user, ip=ip, user_agent=user_agent)
     audit.record(session, "auth.login", agency_id=agency.id, target_type="user", target_id=user.id)
     await session.flush()
     return user, token
+
+
+async def open_session(
+    session: AsyncSession, agency: Agency, user: User, *, ip: str | None, user_agent: str | None
+) -> str:
+    """A new server-side browser session for `user`; returns the cookie token."""
+    token = new_token(32)
+    now = utcnow()
+    session.add(
+        UserSession(
+            agency_id=agency.id,
+            user_id=user.id,
+            token_hash=sha256_hex(token),
+            expires_at=now + timedelta(hours=get_settings().session_ttl_hours),
+            ip=ip,
+            user_agent=(user_agent or "")[:400] or None,
+        )
+    )
+    user.last_login_at = now
+    return token
 
 
 async def resolve_browser_session(

@@ -56,6 +56,19 @@ class InvalidTransition(SwitchboardError):
     status, slug, title = 409, "invalid-transition", "Transition not allowed"
 
 
+class TooManyAttempts(SwitchboardError):
+    status, slug, title = 429, "too-many-attempts", "Too many attempts"
+
+    def __init__(
+        self, detail: str | None = None, *, retry_after: int = 60, **extra: object
+    ) -> None:
+        super().__init__(detail, **extra)
+        self.retry_after = max(1, retry_after)
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 class PayloadTooLarge(SwitchboardError):
     status, slug, title = 413, "payload-too-large", "Request body too large"
 

@@ -24,6 +24,7 @@ from services.kit.errors import (
     Forbidden,
     InvalidTransition,
     NotFound,
+    TooManyAttempts,
     Unauthorized,
     ValidationFailed,
 )
@@ -101,6 +102,7 @@ async def login(request: Request, agency: PublicAgency, session: DBSession) -> R
     password = form.get("password")
     target = security.safe_next(form.get("next"), agency.slug)
     error = None
+    status = 401
     if not email or not isinstance(password, str) or not password:
         error = "Enter your e-mail address and your password."
     else:
@@ -112,10 +114,13 @@ async def login(request: Request, agency: PublicAgency, session: DBSession) -> R
             )
         except Unauthorized:
             error = "That e-mail and password do not match an account. Check both and try again."
+        except TooManyAttempts as exc:
+            error = f"Too many failed sign-ins. For your security, {exc.detail.split('; ')[-1]}."
+            status = 429
     if error is not None:
-        # Returned, not raised: the failed attempt's audit event is committed.
+        # Returned, not raised: the failed attempt's audit event and counters are committed.
         return page(request, "login.html", {"email": email, "next": target or "", "error": error},
-                    status=401)
+                    status=status)
     principal = await identity.principal_for_user(session, user, agency)
     response = _see_other(target or portal.landing(principal, f"/a/{agency.slug}"))
     security.set_session_cookie(response, agency.slug, token)

@@ -1,0 +1,43 @@
+"""sign-in hardening: throttling counters
+
+Revision ID: 0004
+Revises: 0001
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from services.kit.types import UTCDateTime
+from tenants.rls import enable_tenant_rls
+
+revision: str = "0004"
+down_revision: str | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "auth_throttles",
+        sa.Column("agency_id", sa.Uuid(), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("key", sa.String(length=400), nullable=False),
+        sa.Column("failures", sa.Integer(), nullable=False),
+        sa.Column("window_started_at", UTCDateTime(), nullable=False),
+        sa.Column("lock_count", sa.Integer(), nullable=False),
+        sa.Column("locked_until", UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["agency_id"], ["agencies.id"],
+            name=op.f("fk_auth_throttles_agency_id_agencies"), ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("agency_id", "id", name=op.f("pk_auth_throttles")),
+    )
+    with op.batch_alter_table("auth_throttles") as batch_op:
+        batch_op.create_index("ix_auth_throttles_key", ["agency_id", "key"], unique=True)
+    enable_tenant_rls(op, "auth_throttles")
+
+
+def downgrade() -> None:
+    op.drop_table("auth_throttles")
