@@ -106,3 +106,24 @@ class AuthThrottle(TenantModel, table=True):
     window_started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     lock_count: int = 0
     locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class PasswordReset(TenantModel, table=True):
+    """A password-reset link: single use, expiring, stored as a hash."""
+
+    __tablename__ = "password_resets"
+    __audited__: ClassVar[bool] = False  # requests and uses are recorded as auth.* events
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["agency_id", "user_id"], ["users.agency_id", "users.id"], ondelete="CASCADE"
+        ),
+        Index("ix_password_resets_hash", "agency_id", "token_hash", unique=True),
+        Index("ix_password_resets_user", "agency_id", "user_id", "created_at"),
+    )
+
+    user_id: uuid.UUID
+    token_hash: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    requested_ip: str | None = Field(default=None, max_length=64)

@@ -6,10 +6,16 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.identity.models import ApiKey, AuthThrottle, Invitation, UserSession
+from services.identity.models import (
+    ApiKey,
+    AuthThrottle,
+    Invitation,
+    PasswordReset,
+    UserSession,
+)
 from tenants.models import Agency, ClientAssignment, Membership, User
 
 
@@ -119,5 +125,37 @@ async def throttles(session: AsyncSession, keys: Sequence[str]) -> list[AuthThro
 
 async def clear_throttle(session: AsyncSession, key: str) -> None:
     stmt = select(AuthThrottle).where(AuthThrottle.key == key)
+    for row in (await session.execute(stmt)).scalars().all():
+        await session.delete(row)
+
+
+async def password_reset_by_hash(session: AsyncSession, token_hash: str) -> PasswordReset | None:
+    stmt = select(PasswordReset).where(PasswordReset.token_hash == token_hash)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def open_password_resets(session: AsyncSession, user_id: uuid.UUID) -> list[PasswordReset]:
+    stmt = select(PasswordReset).where(
+        PasswordReset.user_id == user_id, PasswordReset.used_at.is_(None)
+    )
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def count_password_resets_since(
+    session: AsyncSession, user_id: uuid.UUID, since: datetime
+) -> int:
+    stmt = (
+        select(func.count())
+        .select_from(PasswordReset)
+        .where(PasswordReset.user_id == user_id, PasswordReset.created_at >= since)
+    )
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def clear_throttles_of(session: AsyncSession, email: str) -> None:
+    """Every counter about one person (any address): a password reset proves who they are."""
+    stmt = select(AuthThrottle).where(
+        or_(AuthThrottle.key == f"acct:{email}", AuthThrottle.key.startswith(f"acct-ip:{email}|"))
+    )
     for row in (await session.execute(stmt)).scalars().all():
         await session.delete(row)

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.identity import repository as repo
-from services.identity.models import ApiKey, AuthThrottle, Invitation, UserSession
+from services.identity.models import ApiKey, AuthThrottle, Invitation, PasswordReset, UserSession
 from services.kit import ids, jobs
 from services.kit.crypto import (
     constant_time_equal,
@@ -561,6 +561,100 @@ async def open_session(
     )
     user.last_login_at = now
     return token
+
+
+# ---- password reset ------------------------------------------------------------------------
+
+RESET_TTL = timedelta(hours=1)
+RESETS_PER_HOUR = 3
+
+
+def password_reset_url(agency_slug: str, token: str) -> str:
+    return f"{get_settings().base_url.rstrip('/')}/a/{agency_slug}/reset/{token}"
+
+
+async def request_password_reset(
+    session: AsyncSession, agency: Agency, email: str, *, ip: str | None
+) -> None:
+    """E-mail a reset link if an active account has this address. The caller's answer is the
+    same either way (no account oracle); at most a few links an hour per person."""
+    email = normalize_email(email)
+    audit.record(
+        session,
+        "auth.password_reset_requested",
+        agency_id=agency.id,
+        target_type="user",
+        data={"email": email[:320]},
+    )
+    user = await repo.user_by_email(session, email)
+    if user is None or user.status != UserStatus.ACTIVE:
+        return
+    now = utcnow()
+    if await repo.count_password_resets_since(session, user.id, now - timedelta(hours=1)) >= (
+        RESETS_PER_HOUR
+    ):
+        return
+    token = new_token(32)
+    row = PasswordReset(
+        agency_id=agency.id,
+        user_id=user.id,
+        token_hash=sha256_hex(token),
+        expires_at=now + RESET_TTL,
+        requested_ip=ip,
+    )
+    session.add(row)
+    await session.flush()
+    jobs.enqueue(
+        session,
+        "identity.password_reset.deliver",
+        agency.id,
+        reset_id=str(row.id),
+        url=password_reset_url(agency.slug, token),
+    )
+
+
+async def open_password_reset(session: AsyncSession, token: str) -> tuple[PasswordReset, User]:
+    row = await repo.password_reset_by_hash(session, sha256_hex(token))
+    user = await repo.user(session, row.user_id) if row is not None else None
+    if (
+        row is None
+        or user is None
+        or row.used_at is not None
+        or row.expires_at <= utcnow()
+        or user.status != UserStatus.ACTIVE
+    ):
+        raise NotFound("this reset link is invalid, used or expired")
+    return row, user
+
+
+async def reset_password(
+    session: AsyncSession,
+    agency: Agency,
+    token: str,
+    *,
+    password: str,
+    ip: str | None,
+    user_agent: str | None,
+) -> tuple[User, str]:
+    """Set a new password from a reset link: every other session is signed out, every other
+    open link dies, throttling on this person is lifted, and a fresh session is opened."""
+    row, user = await open_password_reset(session, token)
+    check_password_strength(password)
+    now = utcnow()
+    user.password_hash = hash_password(password)
+    user.email_verified = True
+    user.updated_at = now
+    for other in await repo.open_password_resets(session, user.id):
+        other.used_at = now
+    row.used_at = now
+    await revoke_user_sessions(session, user.id)
+    await repo.clear_throttles_of(session, user.email)
+    cookie = await open_session(session, agency, user, ip=ip, user_agent=user_agent)
+    audit.record(
+        session, "auth.password_reset", agency_id=agency.id, target_type="user", target_id=user.id
+    )
+    await session.flush()
+    return user, cookie
 
 
 async def resolve_browser_session(

@@ -32,3 +32,35 @@ async def deliver_invitation(session: AsyncSession, invitation_id: str, url: str
         body=body,
         sender_name=agency_name,
     )
+
+
+@tenant_task("identity.password_reset.deliver")
+async def deliver_password_reset(session: AsyncSession, reset_id: str, url: str) -> None:
+    from sqlalchemy import select
+
+    from services.identity.models import PasswordReset
+
+    row = (
+        await session.execute(select(PasswordReset).where(PasswordReset.id == uuid.UUID(reset_id)))
+    ).scalar_one_or_none()
+    if row is None or row.used_at is not None:
+        return
+    user = await repo.user(session, row.user_id)
+    agency = await repo.agency(session, row.agency_id)
+    if user is None or agency is None:
+        return
+    body = (
+        f"Hello{(' ' + user.name) if user.name else ''},\n\n"
+        f"Someone (hopefully you) asked to reset the password of your {agency.name} account.\n\n"
+        f"Choose a new password here:\n{url}\n\n"
+        f"The link works once and expires at {row.expires_at:%H:%M} UTC. "
+        "If you did not ask for it, ignore this message: your password stays as it is.\n"
+    )
+    await mail.send(
+        session,
+        row.agency_id,
+        to=user.email,
+        subject=f"Reset your {agency.name} password",
+        body=body,
+        sender_name=agency.name,
+    )

@@ -453,6 +453,78 @@ async def accept_invitation(
     return response
 
 
+# ---- password reset ------------------------------------------------------------------------------
+
+_RESET_GONE = (
+    "This password-reset link is not valid any more: it was already used, a newer one replaced "
+    "it, or it expired after an hour. Ask for a new one from the sign-in page."
+)
+
+
+@router.get("/forgot", name="portal_forgot_page")
+async def forgot_page(request: Request, agency: PublicAgency) -> Response:
+    return page(request, "forgot.html", {"email": "", "sent": False, "error": None})
+
+
+@router.post("/forgot", name="portal_forgot", dependencies=[CsrfChecked])
+async def forgot(request: Request, agency: PublicAgency, session: DBSession) -> Response:
+    form = await request.form()
+    email = forms._text(form, "email")[:320]
+    if "@" not in email:
+        return page(request, "forgot.html",
+                    {"email": email, "sent": False, "error": "Enter the e-mail you sign in with."},
+                    status=422)
+    await identity.request_password_reset(
+        session, agency, email, ip=request.client.host if request.client else None
+    )
+    # The same answer whether or not the address has an account.
+    return page(request, "forgot.html", {"email": "", "sent": True, "error": None})
+
+
+async def _open_reset(session: AsyncSession, token: str) -> Any:
+    try:
+        _, user = await identity.open_password_reset(session, _token(token))
+    except NotFound:
+        raise PageGone(_RESET_GONE) from None
+    return user
+
+
+@router.get("/reset/{token}", name="portal_reset_page")
+async def reset_page(
+    request: Request, token: str, agency: PublicAgency, session: DBSession
+) -> Response:
+    user = await _open_reset(session, token)
+    return page(request, "reset.html", {"email": user.email, "errors": {}})
+
+
+@router.post("/reset/{token}", name="portal_reset", dependencies=[CsrfChecked])
+async def reset(request: Request, token: str, agency: PublicAgency, session: DBSession) -> Response:
+    user = await _open_reset(session, token)
+    form = await request.form()
+    password = form.get("password")
+    password = password if isinstance(password, str) else ""
+    errors: dict[str, str] = {}
+    if password != form.get("password_confirm"):
+        errors["password_confirm"] = "The two passwords are not the same."  # noqa: S105
+    else:
+        try:
+            user, cookie = await identity.reset_password(
+                session, agency, _token(token), password=password[:1024],
+                ip=request.client.host if request.client else None,
+                user_agent=request.headers.get("user-agent"),
+            )
+        except ValidationFailed as exc:
+            errors = forms.error_of(exc, "password")
+    if errors:
+        raise FormRejected(page(request, "reset.html", {"email": user.email, "errors": errors},
+                                status=422))
+    principal = await identity.principal_for_user(session, user, agency)
+    response = _flash_redirect(portal.landing(principal, f"/a/{agency.slug}"), agency.slug,
+                               "password_reset")
+    security.set_session_cookie(response, agency.slug, cookie)
+    return response
+
+
 # ---- agency branding ----------------------------------------------------------------------------
 
 BRANDING_FIELDS = ("name", "brand_logo_url", "brand_primary_color", "brand_accent_color",

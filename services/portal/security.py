@@ -122,6 +122,7 @@ FLASHES: dict[str, tuple[str, str]] = {
     "branding_saved": ("success", "Branding saved. Your portal uses it from now on."),
     "signed_out": ("info", "You are signed out."),
     "welcome": ("success", "Welcome! Your account is ready."),
+    "password_reset": ("success", "Your new password is saved. Other devices were signed out."),
 }
 
 

@@ -1,4 +1,4 @@
-"""sign-in hardening: throttling counters
+"""sign-in hardening: throttling counters, password-reset links
 
 Revision ID: 0004
 Revises: 0001
@@ -38,6 +38,34 @@ def upgrade() -> None:
         batch_op.create_index("ix_auth_throttles_key", ["agency_id", "key"], unique=True)
     enable_tenant_rls(op, "auth_throttles")
 
+    op.create_table(
+        "password_resets",
+        sa.Column("agency_id", sa.Uuid(), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("user_id", sa.Uuid(), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("expires_at", UTCDateTime(), nullable=False),
+        sa.Column("used_at", UTCDateTime(), nullable=True),
+        sa.Column("requested_ip", sa.String(length=64), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["agency_id", "user_id"], ["users.agency_id", "users.id"],
+            name=op.f("fk_password_resets_agency_id_user_id_users"), ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["agency_id"], ["agencies.id"],
+            name=op.f("fk_password_resets_agency_id_agencies"), ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("agency_id", "id", name=op.f("pk_password_resets")),
+    )
+    with op.batch_alter_table("password_resets") as batch_op:
+        batch_op.create_index("ix_password_resets_hash", ["agency_id", "token_hash"], unique=True)
+        batch_op.create_index(
+            "ix_password_resets_user", ["agency_id", "user_id", "created_at"], unique=False
+        )
+    enable_tenant_rls(op, "password_resets")
+
 
 def downgrade() -> None:
+    op.drop_table("password_resets")
     op.drop_table("auth_throttles")

@@ -1,0 +1,91 @@
+"""Password reset by single-use, expiring e-mail link."""
+
+from __future__ import annotations
+
+import re
+
+from tests.helpers import wait_for_jobs
+
+LINK = re.compile(r"http://testserver(/a/[^/]+/reset/[A-Za-z0-9]+)")
+
+
+async def _request_link(browser, agency, email, mailbox) -> str:
+    before = len(mailbox.to(email))
+    resp = await browser.submit(
+        f"/a/{agency.slug}/forgot", f"/a/{agency.slug}/forgot", {"email": email}
+    )
+    assert resp.status_code == 200 and "is on its way" in resp.text
+    await wait_for_jobs(lambda: len(mailbox.to(email)) > before)
+    message = mailbox.to(email)[-1]
+    assert message["subject"].startswith("Reset your")
+    found = LINK.search(message["body"])
+    assert found, message["body"]
+    return found.group(1)
+
+
+async def test_reset_flow_signs_other_devices_out(make_agency, new_browser, owner_browser, mailbox):
+    agency = await make_agency()
+    elsewhere = await owner_browser(agency)  # already signed in on another device
+    assert (await elsewhere.get(f"/a/{agency.slug}/clients")).status_code == 200
+    b = new_browser()
+    link = await _request_link(b, agency, agency.owner_email, mailbox)
+
+    page = await b.get(link)
+    assert page.status_code == 200 and agency.owner_email in page.text
+    mismatch = await b.submit(
+        link, link, {"password": "new-password-123", "password_confirm": "other-password-123"}
+    )
+    assert mismatch.status_code == 422 and "not the same" in mismatch.text
+    short = await b.submit(link, link, {"password": "short", "password_confirm": "short"})
+    assert short.status_code == 422 and "10 characters" in short.text
+    done = await b.submit(
+        link, link, {"password": "new-password-123", "password_confirm": "new-password-123"}
+    )
+    assert done.status_code == 303
+    assert (await b.get(f"/a/{agency.slug}/clients")).status_code == 200  # signed in
+
+    gone = await elsewhere.get(f"/a/{agency.slug}/clients")
+    assert gone.status_code in (302, 303)  # the other device was signed out
+    assert (await b.get(link)).status_code in (404, 410)  # single use
+    old = await new_browser().sign_in(agency.slug, agency.owner_email, agency.owner_password)
+    assert old.status_code == 401
+    new = await new_browser().sign_in(agency.slug, agency.owner_email, "new-password-123")
+    assert new.status_code == 303
+
+
+async def test_unknown_email_gets_the_same_answer_and_no_mail(make_agency, new_browser, mailbox):
+    agency = await make_agency()
+    b = new_browser()
+    ghost = f"ghost@{agency.slug}.example"
+    resp = await b.submit(f"/a/{agency.slug}/forgot", f"/a/{agency.slug}/forgot", {"email": ghost})
+    assert resp.status_code == 200 and "is on its way" in resp.text
+    await wait_for_jobs(lambda: True)
+    assert mailbox.to(ghost) == []
+
+
+async def test_reset_lifts_a_lockout_and_links_are_rate_limited(make_agency, new_browser, mailbox):
+    agency = await make_agency()
+    attacker = new_browser()
+    for _ in range(6):
+        await attacker.sign_in(agency.slug, agency.owner_email, "guess-guess-1")
+    b = new_browser()
+    assert (
+        await b.sign_in(agency.slug, agency.owner_email, agency.owner_password)
+    ).status_code == 429
+    link = await _request_link(b, agency, agency.owner_email, mailbox)
+    await _request_link(b, agency, agency.owner_email, mailbox)
+    newest = await _request_link(b, agency, agency.owner_email, mailbox)
+    # a fourth request within the hour sends nothing more
+    count = len(mailbox.to(agency.owner_email))
+    await b.submit(
+        f"/a/{agency.slug}/forgot", f"/a/{agency.slug}/forgot", {"email": agency.owner_email}
+    )
+    await wait_for_jobs(lambda: True)
+    assert len(mailbox.to(agency.owner_email)) == count
+    done = await b.submit(
+        newest, newest, {"password": "fresh-password-9", "password_confirm": "fresh-password-9"}
+    )
+    assert done.status_code == 303
+    assert (await b.get(link)).status_code in (404, 410)  # older links died with it
+    again = await new_browser().sign_in(agency.slug, agency.owner_email, "fresh-password-9")
+    assert again.status_code == 303  # the lockout is lifted
