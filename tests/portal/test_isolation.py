@@ -25,6 +25,11 @@ ID_ROUTES: dict[tuple[str, str], dict[str, str] | None] = {
     ("POST", "/a/{slug}/clients/{client_id}/lifecycle"): {"stage": "onboarding"},
     ("POST", "/a/{slug}/team/invitations/{invitation_id}/revoke"): {},
     ("GET", "/a/{slug}/invite/{token}"): None,
+    ("GET", "/a/{slug}/reset/{token}"): None,
+    ("POST", "/a/{slug}/reset/{token}"): {
+        "password": PASSWORD + "-new",
+        "password_confirm": PASSWORD + "-new",
+    },
     ("POST", "/a/{slug}/invite/{token}"): {
         "name": "Pwned",
         "password": PASSWORD,
@@ -44,6 +49,8 @@ def test_every_portal_id_route_is_covered():
 
 def _fill(path: str, slug: str, ids: dict[str, str]) -> str:
     path = path.replace("{slug}", slug)
+    if "/reset/" in path:  # a password-reset token, not an invitation's
+        path = path.replace("{token}", ids["reset_token"])
     return re.sub(r"\{(\w+)\}", lambda m: ids[m.group(1)], path)
 
 
@@ -64,8 +71,19 @@ async def _state(client, agency, client_ids: list[str], invitation_id: str) -> d
     return out
 
 
+async def _reset_token(browser, agency, mailbox) -> str:
+    from tests.helpers import wait_for_jobs
+
+    await browser.submit(
+        f"/a/{agency.slug}/forgot", f"/a/{agency.slug}/forgot", {"email": agency.owner_email}
+    )
+    await wait_for_jobs(lambda: bool(mailbox.to(agency.owner_email)))
+    body = mailbox.to(agency.owner_email)[-1]["body"]
+    return re.search(r"/reset/([A-Za-z0-9]+)", body).group(1)
+
+
 async def test_another_agencys_objects_are_404_and_untouched(
-    client, make_agency, make_client, owner_browser
+    client, make_agency, make_client, owner_browser, new_browser, mailbox
 ):
     a, b = await make_agency(), await make_agency()
     shop = await make_client(a, legal_name="A's shop")
@@ -80,6 +98,7 @@ async def test_another_agencys_objects_are_404_and_untouched(
         "client_id": shop["id"],
         "invitation_id": inv["id"],
         "token": httpx.URL(inv["url"]).path.rsplit("/", 1)[-1],
+        "reset_token": await _reset_token(new_browser(), a, mailbox),
     }
     before = await _state(client, a, [shop["id"]], inv["id"])
     intruder = await owner_browser(b)  # agency B's owner: every permission, in B
@@ -99,6 +118,8 @@ async def test_another_agencys_objects_are_404_and_untouched(
             )
             assert resp_a.status_code in (303, 403), (method, url_a, resp_a.status_code)
     assert await _state(client, a, [shop["id"]], inv["id"]) == before
+    reset_still_valid = await new_browser().get(f"/a/{a.slug}/reset/{ids['reset_token']}")
+    assert reset_still_valid.status_code == 200  # B's attempts did not use A's link
 
 
 async def test_client_users_and_assigned_staff_only_reach_their_clients(
