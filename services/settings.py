@@ -93,6 +93,12 @@ class Settings(BaseSettings):
     def secure_cookies(self) -> bool:
         return self.base_url.startswith("https://")
 
+    # ---- OpenID Connect provider (services/oauth2) -------------------------------------------
+    oauth2_code_ttl_seconds: int = Field(default=60, ge=10, le=600)
+    oauth2_access_token_ttl_seconds: int = Field(default=900, ge=60, le=86_400)
+    oauth2_id_token_ttl_seconds: int = Field(default=3600, ge=60, le=86_400)
+    oauth2_refresh_token_ttl_seconds: int = Field(default=30 * 86_400, ge=300, le=365 * 86_400)
+
 
 def _with_driver(url: URL, drivers: dict[str, str]) -> URL:
     backend = url.get_backend_name()

@@ -1,0 +1,282 @@
+"""HTTP for the OpenID Connect provider. HTTP only: each handler snapshots the request, calls
+a use case of `services.oauth2.service` and turns its outcome into a response.
+
+* `{issuer}` = `{BASE_URL}/a/{slug}`: discovery, JWKS, and `oauth2/` token, userinfo,
+  revoke, introspect (machine endpoints, OAuth error bodies);
+* `oauth2/authorize`, `oauth2/consent`, `oauth2/logout`: browser pages in the agency's brand
+  (portal session, CSRF on every form, branded error pages, never an open redirect);
+* `/api/v1/oauth-clients`: the agency registers its relying parties.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse
+
+from services.kit.schemas import path_id
+from services.kit.web import DBSession
+from services.oauth2 import service
+from services.oauth2.auth import IssuerAgency, OAuthClientsManage
+from services.oauth2.schemas import (
+    OAuthClientCreate,
+    OAuthClientCreated,
+    OAuthClientOut,
+    OAuthClientUpdate,
+)
+from services.oauth2.server import HttpSnapshot, ProviderResponse, issuer_for
+from services.portal import security
+from services.portal.auth import CsrfChecked, MaybeSignedIn, PortalAgency, SignedIn
+from services.portal.rendering import error_page, page
+from services.portal.routing import PortalRoute
+from services.settings import get_settings
+from tenants.models import Agency
+from tenants.principal import Principal
+
+router = APIRouter()
+issuer = APIRouter(prefix="/a/{slug}", include_in_schema=False)
+browser = APIRouter(prefix="/a/{slug}/oauth2", route_class=PortalRoute, include_in_schema=False)
+api = APIRouter(prefix="/api/v1", tags=["oauth clients"])
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+async def snapshot(request: Request) -> HttpSnapshot:
+    form: list[tuple[str, str]] = []
+    content_type = request.headers.get("content-type", "")
+    if request.method == "POST" and content_type.startswith(FORM_TYPES):
+        data = await request.form()
+        form = [(k, v) for k, v in data.multi_items() if isinstance(v, str)]
+    query = list(request.query_params.multi_items())
+    url = get_settings().base_url.rstrip("/") + request.url.path
+    if request.url.query:
+        url += "?" + request.url.query
+    return HttpSnapshot(request.method, url, request.headers, query, form)
+
+
+def _respond(result: ProviderResponse) -> Response:
+    headers = {k: v for k, v in result.headers if k.lower() != "content-type"}
+    if isinstance(result.body, dict):
+        return Response(
+            json.dumps(result.body), status_code=result.status, headers=headers,
+            media_type="application/json",
+        )
+    return Response(result.body or b"", status_code=result.status, headers=headers)
+
+
+def _metadata(content: dict[str, Any]) -> Response:
+    return JSONResponse(content, headers={"Cache-Control": "public, max-age=300"})
+
+
+# ---- the issuer: discovery and keys ------------------------------------------------------------
+
+
+@issuer.get("/.well-known/openid-configuration", name="oidc_discovery")
+async def discovery(agency: IssuerAgency) -> Response:
+    return _metadata(service.discovery_document(agency))
+
+
+@issuer.get("/.well-known/oauth-authorization-server", name="oauth_metadata")
+async def oauth_metadata(agency: IssuerAgency) -> Response:
+    return _metadata(service.discovery_document(agency))
+
+
+@issuer.get("/jwks.json", name="oidc_jwks")
+async def jwks(agency: IssuerAgency, session: DBSession) -> Response:
+    return _metadata(await service.jwks(session, agency))
+
+
+# ---- machine endpoints ------------------------------------------------------------------------
+
+
+@issuer.post("/oauth2/token", name="oauth2_token")
+async def token(request: Request, agency: IssuerAgency, session: DBSession) -> Response:
+    return _respond(await service.token(session, agency, await snapshot(request)))
+
+
+@issuer.api_route("/oauth2/userinfo", methods=["GET", "POST"], name="oauth2_userinfo")
+async def userinfo(request: Request, agency: IssuerAgency, session: DBSession) -> Response:
+    return _respond(await service.userinfo(session, agency, await snapshot(request)))
+
+
+@issuer.post("/oauth2/revoke", name="oauth2_revoke")
+async def revoke(request: Request, agency: IssuerAgency, session: DBSession) -> Response:
+    snap = await snapshot(request)
+    return _respond(await service.endpoint(session, agency, "revocation", snap))
+
+
+@issuer.post("/oauth2/introspect", name="oauth2_introspect")
+async def introspect(request: Request, agency: IssuerAgency, session: DBSession) -> Response:
+    snap = await snapshot(request)
+    return _respond(await service.endpoint(session, agency, "introspection", snap))
+
+
+# ---- browser: authorize, consent, logout -----------------------------------------------------
+
+
+def _allow_form_target(response: Response, origin: str | None) -> Response:
+    """The consent and logout forms end in a redirect to the relying party: browsers apply
+    the page's CSP `form-action` to that redirect, so it names the RP's origin too."""
+    csp = response.headers.get("Content-Security-Policy")
+    if csp and origin:
+        response.headers["Content-Security-Policy"] = csp.replace(
+            "form-action 'self'", f"form-action 'self' {origin}"
+        )
+    return response
+
+
+async def _authorize_response(
+    request: Request,
+    agency: Agency,
+    principal: Principal | None,
+    session: DBSession,
+    decision: bool | None,
+) -> Response:
+    outcome = await service.authorize(
+        session, agency, principal, await snapshot(request), decision=decision
+    )
+    if isinstance(outcome, service.Redirect):
+        return RedirectResponse(outcome.url, status_code=303 if request.method == "POST" else 302)
+    if isinstance(outcome, service.ErrorPage):
+        return error_page(request, 400, title="This sign-in link is not valid",
+                          message=outcome.message)
+    if isinstance(outcome, service.NeedsLogin):
+        target = security.safe_next(outcome.next_url, agency.slug)
+        login = f"/a/{agency.slug}/login" + (f"?{urlencode({'next': target})}" if target else "")
+        response = RedirectResponse(login, status_code=303)
+        if outcome.end_session and principal is not None:
+            await service.end_browser_session(session, principal)
+            security.clear_session_cookie(response, agency.slug)
+        return response
+    response = page(request, "oauth2/consent.html", {
+        "client_name": outcome.client_name, "scopes": outcome.scopes, "fields": outcome.fields,
+    })
+    return _allow_form_target(response, outcome.redirect_origin)
+
+
+@browser.api_route("/authorize", methods=["GET", "POST"], name="oauth2_authorize")
+async def authorize(
+    request: Request, agency: PortalAgency, principal: MaybeSignedIn, session: DBSession
+) -> Response:
+    return await _authorize_response(request, agency, principal, session, None)
+
+
+@browser.post("/consent", name="oauth2_consent", dependencies=[CsrfChecked])
+async def consent(
+    request: Request, agency: PortalAgency, principal: SignedIn, session: DBSession
+) -> Response:
+    form = await request.form()
+    decision = form.get("decision") == "allow"
+    return await _authorize_response(request, agency, principal, session, decision)
+
+
+async def _logout_response(
+    request: Request,
+    agency: Agency,
+    principal: Principal | None,
+    session: DBSession,
+    confirmed: bool,
+) -> Response:
+    outcome = await service.logout(
+        session, agency, principal, await snapshot(request), confirmed=confirmed
+    )
+    if outcome.error is not None:
+        return error_page(request, 400, title="This sign-out link is not valid",
+                          message=outcome.error)
+    if outcome.confirm:
+        response = page(request, "oauth2/logout.html",
+                        {"client_name": outcome.client_name, "fields": outcome.fields})
+        origin = None
+        if outcome.redirect_uri:
+            from services.oauth2.service import _origin
+
+            origin = _origin(outcome.redirect_uri)
+        return _allow_form_target(response, origin)
+    if outcome.redirect_uri:
+        response: Response = RedirectResponse(outcome.redirect_uri, status_code=303)
+    else:
+        request.state.portal_principal = None
+        response = page(request, "oauth2/signed_out.html", {"signed_out": outcome.signed_out})
+    if outcome.signed_out:
+        security.clear_session_cookie(response, agency.slug)
+    return response
+
+
+@browser.get("/logout", name="oauth2_logout")
+async def logout(
+    request: Request, agency: PortalAgency, principal: MaybeSignedIn, session: DBSession
+) -> Response:
+    return await _logout_response(request, agency, principal, session, confirmed=False)
+
+
+@browser.post("/logout", name="oauth2_logout_confirm", dependencies=[CsrfChecked])
+async def logout_confirm(
+    request: Request, agency: PortalAgency, principal: MaybeSignedIn, session: DBSession
+) -> Response:
+    return await _logout_response(request, agency, principal, session, confirmed=True)
+
+
+# ---- relying parties (API) ---------------------------------------------------------------------
+
+
+def _out(principal: Principal, row: Any) -> OAuthClientOut:
+    return OAuthClientOut.of(row, issuer_for(principal.agency_slug or ""))
+
+
+@api.post("/oauth-clients", status_code=201, response_model=OAuthClientCreated,
+          name="oauth_clients_create")
+async def create_client(
+    body: OAuthClientCreate, principal: OAuthClientsManage, session: DBSession
+) -> OAuthClientCreated:
+    row, secret = await service.create_client(session, principal, body)
+    return OAuthClientCreated(**_out(principal, row).model_dump(), client_secret=secret)
+
+
+@api.get("/oauth-clients", response_model=list[OAuthClientOut], name="oauth_clients_list")
+async def list_clients(principal: OAuthClientsManage, session: DBSession) -> list[OAuthClientOut]:
+    return [_out(principal, row) for row in await service.list_clients(session)]
+
+
+@api.get("/oauth-clients/{oauth_client_id}", response_model=OAuthClientOut,
+         name="oauth_clients_get")
+async def get_client(
+    oauth_client_id: str, principal: OAuthClientsManage, session: DBSession
+) -> OAuthClientOut:
+    cid = path_id("oac", oauth_client_id, "OAuth client")
+    return _out(principal, await service.get_client(session, cid))
+
+
+@api.patch("/oauth-clients/{oauth_client_id}", response_model=OAuthClientOut,
+           name="oauth_clients_update")
+async def update_client(
+    oauth_client_id: str, body: OAuthClientUpdate, principal: OAuthClientsManage,
+    session: DBSession,
+) -> OAuthClientOut:
+    cid = path_id("oac", oauth_client_id, "OAuth client")
+    return _out(principal, await service.update_client(session, cid, body))
+
+
+@api.post("/oauth-clients/{oauth_client_id}/secret", response_model=OAuthClientCreated,
+          name="oauth_clients_rotate_secret")
+async def rotate_secret(
+    oauth_client_id: str, principal: OAuthClientsManage, session: DBSession
+) -> OAuthClientCreated:
+    cid = path_id("oac", oauth_client_id, "OAuth client")
+    row, secret = await service.rotate_client_secret(session, cid)
+    return OAuthClientCreated(**_out(principal, row).model_dump(), client_secret=secret)
+
+
+@api.delete("/oauth-clients/{oauth_client_id}", status_code=204, name="oauth_clients_delete")
+async def delete_client(
+    oauth_client_id: str, principal: OAuthClientsManage, session: DBSession
+) -> Response:
+    await service.delete_client(session, path_id("oac", oauth_client_id, "OAuth client"))
+    return Response(status_code=204)
+
+
+router.include_router(issuer)
+router.include_router(browser)
+router.include_router(api)

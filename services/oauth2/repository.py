@@ -1,0 +1,185 @@
+"""All queries of the OpenID Connect provider.
+
+They are synchronous on purpose: Authlib's server side is synchronous, so the provider runs
+on the request's own session through `AsyncSession.run_sync` (same transaction, same tenant
+scoping and RLS settings, committed at the edge). Async callers use
+`await session.run_sync(repository.fn, ...)`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from services.identity.models import UserSession
+from services.oauth2.models import (
+    AuthorizationCode,
+    Consent,
+    KeyStatus,
+    OAuthClient,
+    OAuthToken,
+    SigningKey,
+    TokenKind,
+)
+from tenants.models import Client, Membership, User
+
+_NO_SYNC = {"synchronize_session": False}
+
+# ---- relying parties ---------------------------------------------------------------------
+
+
+def client(s: Session, client_id: uuid.UUID) -> OAuthClient | None:
+    return s.execute(select(OAuthClient).where(OAuthClient.id == client_id)).scalar_one_or_none()
+
+
+def clients(s: Session) -> Sequence[OAuthClient]:
+    stmt = select(OAuthClient).order_by(OAuthClient.created_at, OAuthClient.id)
+    return s.execute(stmt).scalars().all()
+
+
+# ---- signing keys -------------------------------------------------------------------------
+
+
+def active_keys(s: Session, alg: str) -> Sequence[SigningKey]:
+    """Active keys of one algorithm, newest first (the first one signs)."""
+    stmt = (
+        select(SigningKey)
+        .where(SigningKey.status == KeyStatus.ACTIVE, SigningKey.alg == alg)
+        .order_by(SigningKey.created_at.desc(), SigningKey.id)
+    )
+    return s.execute(stmt).scalars().all()
+
+
+def published_keys(s: Session, now: datetime) -> Sequence[SigningKey]:
+    """Keys in the JWKS: every active key, and retired keys whose tokens may still be alive."""
+    stmt = (
+        select(SigningKey)
+        .where(
+            or_(
+                SigningKey.status == KeyStatus.ACTIVE,
+                SigningKey.publish_until.is_(None),
+                SigningKey.publish_until > now,
+            )
+        )
+        .order_by(SigningKey.created_at.desc(), SigningKey.id)
+    )
+    return s.execute(stmt).scalars().all()
+
+
+def all_keys(s: Session) -> Sequence[SigningKey]:
+    stmt = select(SigningKey).order_by(SigningKey.created_at.desc(), SigningKey.id)
+    return s.execute(stmt).scalars().all()
+
+
+# ---- authorization codes -----------------------------------------------------------------
+
+
+def code_by_hash(s: Session, code_hash: str) -> AuthorizationCode | None:
+    stmt = select(AuthorizationCode).where(AuthorizationCode.code_hash == code_hash)
+    return s.execute(stmt).scalar_one_or_none()
+
+
+def nonce_used(s: Session, client_id: uuid.UUID, nonce: str) -> bool:
+    stmt = select(AuthorizationCode.id).where(
+        AuthorizationCode.client_id == client_id, AuthorizationCode.nonce == nonce
+    )
+    return s.execute(stmt.limit(1)).first() is not None
+
+
+def claim_code(s: Session, code_id: uuid.UUID, now: datetime) -> bool:
+    """Mark a code used, atomically: False when someone else used it first."""
+    stmt = (
+        update(AuthorizationCode)
+        .where(AuthorizationCode.id == code_id, AuthorizationCode.used_at.is_(None))
+        .values(used_at=now)
+        .execution_options(**_NO_SYNC)
+    )
+    return bool(s.execute(stmt).rowcount)  # type: ignore[attr-defined]
+
+
+# ---- tokens ---------------------------------------------------------------------------------
+
+
+def token_by_hash(s: Session, token_hash: str, kind: TokenKind | None = None) -> OAuthToken | None:
+    stmt = select(OAuthToken).where(OAuthToken.token_hash == token_hash)
+    if kind is not None:
+        stmt = stmt.where(OAuthToken.kind == kind)
+    return s.execute(stmt).scalar_one_or_none()
+
+
+def claim_refresh(s: Session, token_id: uuid.UUID, now: datetime) -> bool:
+    """Mark a refresh token rotated, atomically: False when it was rotated already."""
+    stmt = (
+        update(OAuthToken)
+        .where(OAuthToken.id == token_id, OAuthToken.used_at.is_(None))
+        .values(used_at=now)
+        .execution_options(**_NO_SYNC)
+    )
+    return bool(s.execute(stmt).rowcount)  # type: ignore[attr-defined]
+
+
+def _revoke_where(s: Session, condition: object, now: datetime) -> int:
+    s.flush()  # tokens added in this unit of work are revoked too
+    stmt = (
+        update(OAuthToken)
+        .where(condition, OAuthToken.revoked_at.is_(None))  # type: ignore[arg-type]
+        .values(revoked_at=now)
+        .execution_options(synchronize_session="fetch")  # rows in this session see it too
+    )
+    return int(s.execute(stmt).rowcount)  # type: ignore[attr-defined]
+
+
+def revoke_family(s: Session, family_id: uuid.UUID, now: datetime) -> int:
+    return _revoke_where(s, OAuthToken.family_id == family_id, now)
+
+
+def revoke_token(s: Session, token_id: uuid.UUID, now: datetime) -> int:
+    return _revoke_where(s, OAuthToken.id == token_id, now)
+
+
+def revoke_code_tokens(s: Session, code_id: uuid.UUID, now: datetime) -> int:
+    return _revoke_where(s, OAuthToken.code_id == code_id, now)
+
+
+def revoke_session_tokens(s: Session, session_id: uuid.UUID, now: datetime) -> int:
+    return _revoke_where(s, OAuthToken.session_id == session_id, now)
+
+
+# ---- consent ------------------------------------------------------------------------------
+
+
+def consent(s: Session, user_id: uuid.UUID, client_id: uuid.UUID) -> Consent | None:
+    stmt = select(Consent).where(Consent.user_id == user_id, Consent.client_id == client_id)
+    return s.execute(stmt).scalar_one_or_none()
+
+
+# ---- people (read-only views of the identity tables, for claims) -----------------------------
+
+
+def user(s: Session, user_id: uuid.UUID) -> User | None:
+    return s.execute(select(User).where(User.id == user_id)).scalar_one_or_none()
+
+
+def memberships_with_clients(
+    s: Session, user_id: uuid.UUID
+) -> Sequence[tuple[Membership, str | None]]:
+    """The person's roles, each with the display name of its client (None: agency-wide)."""
+    stmt = (
+        select(Membership, Client.display_name)
+        .outerjoin(
+            Client,
+            (Client.agency_id == Membership.agency_id) & (Client.id == Membership.client_id),
+        )
+        .where(Membership.user_id == user_id)
+        .order_by(Membership.created_at, Membership.id)
+    )
+    return [(m, name) for m, name in s.execute(stmt).all()]
+
+
+def browser_session(s: Session, session_id: uuid.UUID) -> UserSession | None:
+    stmt = select(UserSession).where(UserSession.id == session_id)
+    return s.execute(stmt).scalar_one_or_none()
