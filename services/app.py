@@ -20,6 +20,7 @@ from services.kit.logging import configure_logging
 from services.kit.web import EdgeMiddleware, install_error_handlers
 from services.oauth2.endpoints import router as oauth2_router
 from services.records.endpoints import router as clients_router
+from services.scim.endpoints import router as scim_router
 from services.settings import get_settings
 
 
@@ -54,6 +55,7 @@ def create_app() -> FastAPI:
     api.include_router(identity_router)
     api.include_router(audit_router)
     app.include_router(api)
+    app.include_router(scim_router)  # /api/v1/scim-tokens and /a/{slug}/scim/v2
     app.include_router(oauth2_router)
 
     from services.portal.endpoints import mount_portal
