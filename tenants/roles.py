@@ -47,7 +47,6 @@ class Permission(StrEnum):
     APIKEYS_MANAGE = "apikeys:manage"
     AUDIT_READ = "audit:read"
     PLATFORM_AGENCIES = "platform:agencies"  # the platform operator only
-    SCIM_MANAGE = "scim:manage"  # issue and revoke SCIM provisioning tokens
     # Register and manage relying parties (solution apps) of the agency's OpenID provider.
     # Granted to agency owners and admins (every agency permission: see _ADMIN).
     OAUTH_CLIENTS_MANAGE = "oauth_clients:manage"
