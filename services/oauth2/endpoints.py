@@ -10,6 +10,7 @@ a use case of `services.oauth2.service` and turns its outcome into a response.
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 from urllib.parse import urlencode
@@ -128,25 +129,73 @@ def _allow_form_target(response: Response, origin: str | None) -> Response:
     return response
 
 
+# While the person signs in, the pending authorization request waits in a short-lived cookie
+# scoped to the agency's oauth2 path; the portal's sign-in page gets a short `next` back to
+# `oauth2/resume`. (The request is public data: the same parameters could be in any link.)
+PENDING_COOKIE = "sb_oidc_request"
+PENDING_MAX_AGE = 900
+PENDING_MAX_BYTES = 3500
+
+
+def _pending_path(slug: str) -> str:
+    return f"/a/{slug}/oauth2/"
+
+
+def _remember_pending(response: Response, slug: str, pairs: list[tuple[str, str]]) -> bool:
+    value = base64.urlsafe_b64encode(json.dumps(pairs).encode()).decode()
+    if len(value) > PENDING_MAX_BYTES:
+        return False
+    response.set_cookie(
+        PENDING_COOKIE, value, max_age=PENDING_MAX_AGE, path=_pending_path(slug), httponly=True,
+        samesite="lax", secure=get_settings().secure_cookies,
+    )
+    return True
+
+
+def _pending(request: Request) -> list[tuple[str, str]] | None:
+    raw = request.cookies.get(PENDING_COOKIE, "")
+    try:
+        pairs = json.loads(base64.urlsafe_b64decode(raw.encode()))
+    except (ValueError, TypeError):
+        return None
+    if not isinstance(pairs, list) or not all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in pairs
+    ):
+        return None
+    return [(k, v) for k, v in pairs]
+
+
 async def _authorize_response(
     request: Request,
     agency: Agency,
     principal: Principal | None,
     session: DBSession,
     decision: bool | None,
+    snap: HttpSnapshot | None = None,
 ) -> Response:
     outcome = await service.authorize(
-        session, agency, principal, await snapshot(request), decision=decision
+        session, agency, principal, snap or await snapshot(request), decision=decision
     )
     if isinstance(outcome, service.Redirect):
-        return RedirectResponse(outcome.url, status_code=303 if request.method == "POST" else 302)
+        response: Response = RedirectResponse(
+            outcome.url, status_code=303 if request.method == "POST" else 302
+        )
+        if PENDING_COOKIE in request.cookies:
+            response.delete_cookie(PENDING_COOKIE, path=_pending_path(agency.slug))
+        return response
     if isinstance(outcome, service.ErrorPage):
         return error_page(request, 400, title="This sign-in link is not valid",
                           message=outcome.message)
     if isinstance(outcome, service.NeedsLogin):
-        target = security.safe_next(outcome.next_url, agency.slug)
-        login = f"/a/{agency.slug}/login" + (f"?{urlencode({'next': target})}" if target else "")
-        response = RedirectResponse(login, status_code=303)
+        response = RedirectResponse("", status_code=303)
+        if _remember_pending(response, agency.slug, outcome.request):
+            target = f"/a/{agency.slug}/oauth2/resume"
+        else:
+            target = service.authorize_path(agency.slug, outcome.request)
+        safe = security.safe_next(target, agency.slug)
+        response.headers["location"] = f"/a/{agency.slug}/login" + (
+            f"?{urlencode({'next': safe})}" if safe else ""
+        )
         if outcome.end_session and principal is not None:
             await service.end_browser_session(session, principal)
             security.clear_session_cookie(response, agency.slug)
@@ -162,6 +211,20 @@ async def authorize(
     request: Request, agency: PortalAgency, principal: MaybeSignedIn, session: DBSession
 ) -> Response:
     return await _authorize_response(request, agency, principal, session, None)
+
+
+@browser.get("/resume", name="oauth2_resume")
+async def resume(
+    request: Request, agency: PortalAgency, principal: MaybeSignedIn, session: DBSession
+) -> Response:
+    """Back from the sign-in page: continue the authorization request that was waiting."""
+    pairs = _pending(request)
+    if not pairs:
+        return error_page(request, 400, title="This sign-in request has expired",
+                          message="Go back to the app you came from and start again.")
+    url = get_settings().base_url.rstrip("/") + service.authorize_path(agency.slug, pairs)
+    snap = HttpSnapshot("GET", url, request.headers, pairs, [])
+    return await _authorize_response(request, agency, principal, session, None, snap)
 
 
 @browser.post("/consent", name="oauth2_consent", dependencies=[CsrfChecked])

@@ -188,7 +188,8 @@ class ErrorPage:
 
 @dataclass
 class NeedsLogin:
-    next_url: str
+    # The authorization request to resume once the person has signed in.
+    request: list[tuple[str, str]]
     # prompt=login or max_age exceeded: the current browser session ends first.
     end_session: bool = False
 
@@ -266,10 +267,10 @@ def _authorize(
     if end_user is None:
         if "none" in prompts:
             return fail(LoginRequiredError)
-        return NeedsLogin(_authorize_url(ctx, snap, drop_prompt="login"))
+        return NeedsLogin(_request_pairs(snap, drop_prompt="login"))
     if decision is None:
         if "login" in prompts:
-            return NeedsLogin(_authorize_url(ctx, snap, drop_prompt="login"), end_session=True)
+            return NeedsLogin(_request_pairs(snap, drop_prompt="login"), end_session=True)
         max_age = data.get("max_age")
         if max_age is not None:
             if not max_age.isdigit() or len(max_age) > 10:
@@ -277,7 +278,7 @@ def _authorize(
             if (utcnow() - end_user.auth_time).total_seconds() > int(max_age):
                 if "none" in prompts:
                     return fail(LoginRequiredError)
-                return NeedsLogin(_authorize_url(ctx, snap), end_session=True)
+                return NeedsLogin(_request_pairs(snap), end_session=True)
         if "consent" in prompts or not _consented(ctx, client, end_user, scopes):
             if "none" in prompts:
                 return fail(ConsentRequiredError)
@@ -322,8 +323,9 @@ def _remember_consent(
     ctx.session.flush()
 
 
-def _authorize_url(ctx: ProviderContext, snap: HttpSnapshot, drop_prompt: str = "") -> str:
-    """The authorization request as a GET path inside the agency's portal (for `next`)."""
+def _request_pairs(snap: HttpSnapshot, drop_prompt: str = "") -> list[tuple[str, str]]:
+    """The authorization request's parameters, to resume it after sign-in (without the
+    prompt value that has just been honoured, so it is not asked again)."""
     pairs: list[tuple[str, str]] = []
     for key, value in snap.query + snap.form:
         if key in _FORM_ONLY:
@@ -333,7 +335,11 @@ def _authorize_url(ctx: ProviderContext, snap: HttpSnapshot, drop_prompt: str = 
             if not value:
                 continue
         pairs.append((key, value))
-    return f"/a/{ctx.agency_slug}/oauth2/authorize?{urlencode(pairs)}"
+    return pairs
+
+
+def authorize_path(slug: str, pairs: list[tuple[str, str]]) -> str:
+    return f"/a/{slug}/oauth2/authorize?{urlencode(pairs)}"
 
 
 def _origin(url: str) -> str:
