@@ -46,6 +46,9 @@ async def _world(client, make_agency, make_client):
         )
     ).json()
     key = (await client.post("/api/v1/api-keys", headers=a.headers, json={"name": "k"})).json()
+    scim_token = (
+        await client.post("/api/v1/scim-tokens", headers=a.headers, json={"name": "directory"})
+    ).json()
     users = (await client.get("/api/v1/users", headers=a.headers)).json()["items"]
     member = (
         await client.post(
@@ -61,6 +64,7 @@ async def _world(client, make_agency, make_client):
         "user_id": users[0]["id"],
         "membership_id": member["id"],
         "agency_id": a.public_id,
+        "token_id": scim_token["id"],
     }
     return a, b, ids
 
@@ -80,6 +84,7 @@ async def _snapshot(client, a, ids) -> dict:
             await client.get(f"/api/v1/invitations/{ids['invitation_id']}", headers=a.headers)
         ).json(),
         "agency": (await client.get("/api/v1/agency", headers=a.headers)).json(),
+        "scim_tokens": (await client.get("/api/v1/scim-tokens", headers=a.headers)).json(),
     }
 
 
