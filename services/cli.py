@@ -16,9 +16,11 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="Switchboard:
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 agency_app = typer.Typer(no_args_is_help=True, help="Agencies (platform operator).")
 apikey_app = typer.Typer(no_args_is_help=True, help="Agency API keys.")
+scim_token_app = typer.Typer(no_args_is_help=True, help="SCIM provisioning tokens.")
 app.add_typer(db_app, name="db")
 app.add_typer(agency_app, name="agency")
 app.add_typer(apikey_app, name="apikey")
+app.add_typer(scim_token_app, name="scim-token")
 
 
 @app.callback()
@@ -128,6 +130,52 @@ def apikey_create(
     except SwitchboardError as exc:
         _fail(exc.detail, 2)
     typer.echo(json.dumps(out) if as_json else f"API key: {out['api_key']}   (shown once)")
+
+
+async def _create_scim_token(slug: str, name: str) -> dict[str, Any]:
+    import tenants  # noqa: F401
+    from services.agencies import repository as agencies
+    from services.kit import ids
+    from services.kit.db import unit_of_work
+    from services.kit.errors import NotFound
+    from services.scim import service as scim
+    from tenants.principal import Principal
+    from tenants.scoping import scope_to, unscoped
+
+    async with unit_of_work() as session:
+        async with unscoped(session, "operator CLI: find agency by slug"):
+            agency = await agencies.by_slug(session, slug)
+        if agency is None:
+            raise NotFound(f"no agency with slug {slug!r}")
+        principal = Principal.acting_in(agency.id, agency.slug, "platform operator (CLI)")
+        await scope_to(session, principal)
+        token, raw = await scim.create_token(session, principal, name=name)
+    return {
+        "scim_token_id": ids.encode("sct", token.id),
+        "slug": slug,
+        "token": raw,
+        "base_url": scim.base_url(slug),
+    }
+
+
+@scim_token_app.command("create")
+def scim_token_create(
+    agency: Annotated[str, typer.Option(help="the agency's slug")],
+    name: Annotated[str, typer.Option(help="a label for the token")] = "SCIM token",
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Create a SCIM token for the agency's directory (Okta, Entra ID...)."""
+    from services.kit.errors import SwitchboardError
+
+    try:
+        out = asyncio.run(_create_scim_token(agency, name))
+    except SwitchboardError as exc:
+        _fail(exc.detail, 2)
+    if as_json:
+        typer.echo(json.dumps(out))
+        return
+    typer.echo(f"SCIM base URL: {out['base_url']}")
+    typer.echo(f"SCIM token:    {out['token']}   (shown once)")
 
 
 @app.command()
