@@ -18,6 +18,8 @@ BODIES = {
     ("PATCH", "/api/v1/users/{user_id}"): {"name": "pwned"},
     ("PATCH", "/api/v1/memberships/{membership_id}"): {"role": "client_member"},
     ("PATCH", "/api/v1/agencies/{agency_id}"): {"name": "pwned"},
+    ("PATCH", "/api/v1/oauth-clients/{oauth_client_id}"): {"name": "pwned"},
+    ("POST", "/api/v1/oauth-clients/{oauth_client_id}/secret"): {},
 }
 # Operator-only endpoints: an agency key gets 403 for every id, its own included (no oracle).
 OPERATOR_ONLY = {("PATCH", "/api/v1/agencies/{agency_id}")}
@@ -57,7 +59,15 @@ async def _world(client, make_agency, make_client):
             json={"user_id": users[0]["id"], "role": "client_member", "client_id": shop["id"]},
         )
     ).json()
+    oauth_client = (
+        await client.post(
+            "/api/v1/oauth-clients",
+            headers=a.headers,
+            json={"name": "rp", "redirect_uris": ["https://rp.example/cb"]},
+        )
+    ).json()
     ids = {
+        "oauth_client_id": oauth_client["id"],
         "client_id": shop["id"],
         "invitation_id": inv["id"],
         "key_id": key["id"],
