@@ -62,7 +62,9 @@ def _respond(result: ProviderResponse) -> Response:
     headers = {k: v for k, v in result.headers if k.lower() != "content-type"}
     if isinstance(result.body, dict):
         return Response(
-            json.dumps(result.body), status_code=result.status, headers=headers,
+            json.dumps(result.body),
+            status_code=result.status,
+            headers=headers,
             media_type="application/json",
         )
     return Response(result.body or b"", status_code=result.status, headers=headers)
@@ -146,8 +148,13 @@ def _remember_pending(response: Response, slug: str, pairs: list[tuple[str, str]
     if len(value) > PENDING_MAX_BYTES:
         return False
     response.set_cookie(
-        PENDING_COOKIE, value, max_age=PENDING_MAX_AGE, path=_pending_path(slug), httponly=True,
-        samesite="lax", secure=get_settings().secure_cookies,
+        PENDING_COOKIE,
+        value,
+        max_age=PENDING_MAX_AGE,
+        path=_pending_path(slug),
+        httponly=True,
+        samesite="lax",
+        secure=get_settings().secure_cookies,
     )
     return True
 
@@ -184,8 +191,9 @@ async def _authorize_response(
             response.delete_cookie(PENDING_COOKIE, path=_pending_path(agency.slug))
         return response
     if isinstance(outcome, service.ErrorPage):
-        return error_page(request, 400, title="This sign-in link is not valid",
-                          message=outcome.message)
+        return error_page(
+            request, 400, title="This sign-in link is not valid", message=outcome.message
+        )
     if isinstance(outcome, service.NeedsLogin):
         response = RedirectResponse("", status_code=303)
         if _remember_pending(response, agency.slug, outcome.request):
@@ -200,9 +208,15 @@ async def _authorize_response(
             await service.end_browser_session(session, principal)
             security.clear_session_cookie(response, agency.slug)
         return response
-    response = page(request, "oauth2/consent.html", {
-        "client_name": outcome.client_name, "scopes": outcome.scopes, "fields": outcome.fields,
-    })
+    response = page(
+        request,
+        "oauth2/consent.html",
+        {
+            "client_name": outcome.client_name,
+            "scopes": outcome.scopes,
+            "fields": outcome.fields,
+        },
+    )
     return _allow_form_target(response, outcome.redirect_origin)
 
 
@@ -220,8 +234,12 @@ async def resume(
     """Back from the sign-in page: continue the authorization request that was waiting."""
     pairs = _pending(request)
     if not pairs:
-        return error_page(request, 400, title="This sign-in request has expired",
-                          message="Go back to the app you came from and start again.")
+        return error_page(
+            request,
+            400,
+            title="This sign-in request has expired",
+            message="Go back to the app you came from and start again.",
+        )
     url = get_settings().base_url.rstrip("/") + service.authorize_path(agency.slug, pairs)
     snap = HttpSnapshot("GET", url, request.headers, pairs, [])
     return await _authorize_response(request, agency, principal, session, None, snap)
@@ -247,11 +265,15 @@ async def _logout_response(
         session, agency, principal, await snapshot(request), confirmed=confirmed
     )
     if outcome.error is not None:
-        return error_page(request, 400, title="This sign-out link is not valid",
-                          message=outcome.error)
+        return error_page(
+            request, 400, title="This sign-out link is not valid", message=outcome.error
+        )
     if outcome.confirm:
-        response = page(request, "oauth2/logout.html",
-                        {"client_name": outcome.client_name, "fields": outcome.fields})
+        response = page(
+            request,
+            "oauth2/logout.html",
+            {"client_name": outcome.client_name, "fields": outcome.fields},
+        )
         origin = None
         if outcome.redirect_uri:
             from services.oauth2.service import _origin
@@ -289,8 +311,12 @@ def _out(principal: Principal, row: Any) -> OAuthClientOut:
     return OAuthClientOut.of(row, issuer_for(principal.agency_slug or ""))
 
 
-@api.post("/oauth-clients", status_code=201, response_model=OAuthClientCreated,
-          name="oauth_clients_create")
+@api.post(
+    "/oauth-clients",
+    status_code=201,
+    response_model=OAuthClientCreated,
+    name="oauth_clients_create",
+)
 async def create_client(
     body: OAuthClientCreate, principal: OAuthClientsManage, session: DBSession
 ) -> OAuthClientCreated:
@@ -303,8 +329,9 @@ async def list_clients(principal: OAuthClientsManage, session: DBSession) -> lis
     return [_out(principal, row) for row in await service.list_clients(session)]
 
 
-@api.get("/oauth-clients/{oauth_client_id}", response_model=OAuthClientOut,
-         name="oauth_clients_get")
+@api.get(
+    "/oauth-clients/{oauth_client_id}", response_model=OAuthClientOut, name="oauth_clients_get"
+)
 async def get_client(
     oauth_client_id: str, principal: OAuthClientsManage, session: DBSession
 ) -> OAuthClientOut:
@@ -312,18 +339,24 @@ async def get_client(
     return _out(principal, await service.get_client(session, cid))
 
 
-@api.patch("/oauth-clients/{oauth_client_id}", response_model=OAuthClientOut,
-           name="oauth_clients_update")
+@api.patch(
+    "/oauth-clients/{oauth_client_id}", response_model=OAuthClientOut, name="oauth_clients_update"
+)
 async def update_client(
-    oauth_client_id: str, body: OAuthClientUpdate, principal: OAuthClientsManage,
+    oauth_client_id: str,
+    body: OAuthClientUpdate,
+    principal: OAuthClientsManage,
     session: DBSession,
 ) -> OAuthClientOut:
     cid = path_id("oac", oauth_client_id, "OAuth client")
     return _out(principal, await service.update_client(session, cid, body))
 
 
-@api.post("/oauth-clients/{oauth_client_id}/secret", response_model=OAuthClientCreated,
-          name="oauth_clients_rotate_secret")
+@api.post(
+    "/oauth-clients/{oauth_client_id}/secret",
+    response_model=OAuthClientCreated,
+    name="oauth_clients_rotate_secret",
+)
 async def rotate_secret(
     oauth_client_id: str, principal: OAuthClientsManage, session: DBSession
 ) -> OAuthClientCreated:

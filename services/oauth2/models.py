@@ -86,7 +86,8 @@ class AuthorizationCode(TenantModel, table=True):
     __audited__: ClassVar[bool] = False  # issuance is routine; misuse is a domain event
     __table_args__ = (
         ForeignKeyConstraint(
-            ["agency_id", "client_id"], ["oauth_clients.agency_id", "oauth_clients.id"],
+            ["agency_id", "client_id"],
+            ["oauth_clients.agency_id", "oauth_clients.id"],
             ondelete="CASCADE",
         ),
         ForeignKeyConstraint(
@@ -127,7 +128,8 @@ class OAuthToken(TenantModel, table=True):
     __audited__: ClassVar[bool] = False  # high volume; misuse and revocation are domain events
     __table_args__ = (
         ForeignKeyConstraint(
-            ["agency_id", "client_id"], ["oauth_clients.agency_id", "oauth_clients.id"],
+            ["agency_id", "client_id"],
+            ["oauth_clients.agency_id", "oauth_clients.id"],
             ondelete="CASCADE",
         ),
         ForeignKeyConstraint(
@@ -161,7 +163,8 @@ class Consent(TenantModel, Timestamped, table=True):
     __public_prefix__: ClassVar[str] = "ocs"
     __table_args__ = (
         ForeignKeyConstraint(
-            ["agency_id", "client_id"], ["oauth_clients.agency_id", "oauth_clients.id"],
+            ["agency_id", "client_id"],
+            ["oauth_clients.agency_id", "oauth_clients.id"],
             ondelete="CASCADE",
         ),
         ForeignKeyConstraint(

@@ -90,11 +90,12 @@ class OAuthClientCreate(StrictInput):
         default_factory=lambda: list(DEFAULT_SCOPES), min_length=1, max_length=50
     )
     grant_types: list[GrantType] = Field(
-        default_factory=lambda: ["authorization_code", "refresh_token"], min_length=1,
+        default_factory=lambda: ["authorization_code", "refresh_token"],
+        min_length=1,
         max_length=3,
     )
     first_party: bool = False
-    id_token_signed_response_alg: Literal["RS256", "ES256"] = "RS256"
+    id_token_signed_response_alg: Literal["RS256", "ES256"] = "RS256"  # noqa: S105
 
 
 class OAuthClientUpdate(StrictInput):

@@ -62,7 +62,7 @@ from tenants.models import UserStatus
 
 CLIENT_PREFIX = "oac"
 USER_PREFIX = "usr"
-ACCESS_TOKEN_TYP = "at+jwt"
+ACCESS_TOKEN_TYP = "at+jwt"  # noqa: S105  (a media type, RFC 9068)
 
 
 # ---- what the endpoint hands over and gets back --------------------------------------------
@@ -281,8 +281,9 @@ class IssuedToken(TokenMixin):
     def get_user(self) -> EndUser | None:
         if self.row.user_id is None:
             return None
-        return EndUser(self.row.user_id, self.row.auth_time or self.row.issued_at,
-                       self.row.session_id)
+        return EndUser(
+            self.row.user_id, self.row.auth_time or self.row.issued_at, self.row.session_id
+        )
 
     def get_client(self) -> RelyingParty | None:
         return _query_client(self.ctx, ids.encode(CLIENT_PREFIX, self.row.client_id))
@@ -620,7 +621,10 @@ class EndSession(EndSessionEndpoint):
         return validated
 
     def is_post_logout_redirect_uri_legitimate(
-        self, request: OAuth2Request, post_logout_redirect_uri: str, client: Any,
+        self,
+        request: OAuth2Request,
+        post_logout_redirect_uri: str,
+        client: Any,
         logout_hint: str | None,
     ) -> bool:
         # Without an id_token_hint the person confirms the sign-out first, and the address is

@@ -74,8 +74,12 @@ async def _run(session: AsyncSession, ctx: ProviderContext, fn: Callable[[], T])
     result = await session.run_sync(lambda _s: fn())
     for e in ctx.events:
         audit.record(
-            session, e.action, agency_id=ctx.agency_id, target_type=e.target_type,
-            target_id=e.target_id, data=e.data,
+            session,
+            e.action,
+            agency_id=ctx.agency_id,
+            target_type=e.target_type,
+            target_id=e.target_id,
+            data=e.data,
         )
     ctx.events.clear()
     return result
@@ -108,19 +112,37 @@ def discovery_document(agency: Agency) -> dict[str, Any]:
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": list(keys.SUPPORTED_ALGS),
         "token_endpoint_auth_methods_supported": [
-            "client_secret_basic", "client_secret_post", "none",
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
         ],
         "revocation_endpoint_auth_methods_supported": [
-            "client_secret_basic", "client_secret_post", "none",
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
         ],
         "introspection_endpoint_auth_methods_supported": [
-            "client_secret_basic", "client_secret_post",
+            "client_secret_basic",
+            "client_secret_post",
         ],
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": list(SUPPORTED_PROMPTS),
         "claims_supported": [
-            "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "name",
-            "updated_at", "email", "email_verified", "agency", "roles", "memberships",
+            "sub",
+            "iss",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "at_hash",
+            "name",
+            "updated_at",
+            "email",
+            "email_verified",
+            "agency",
+            "roles",
+            "memberships",
         ],
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
@@ -156,6 +178,11 @@ async def endpoint(
 
 async def userinfo(session: AsyncSession, agency: Agency, snap: HttpSnapshot) -> ProviderResponse:
     ctx = context(session, agency)
+    in_body = [v for k, v in snap.form if k == "access_token"]
+    if snap.method == "POST" and len(in_body) == 1 and "authorization" not in snap.headers:
+        # RFC 6750 §2.2: the bearer token may come as a form field of a POST.
+        headers = {"Authorization": f"Bearer {in_body[0]}"}
+        snap = HttpSnapshot(snap.method, snap.url, headers, snap.query, snap.form)
 
     def run() -> ProviderResponse:
         server = Provider(ctx)
@@ -313,7 +340,9 @@ def _remember_consent(
     if found is None:
         ctx.session.add(
             Consent(
-                agency_id=ctx.agency_id, user_id=end_user.user_id, client_id=client.row.id,
+                agency_id=ctx.agency_id,
+                user_id=end_user.user_id,
+                client_id=client.row.id,
                 scopes=sorted(set(scopes)),
             )
         )
@@ -556,4 +585,3 @@ async def rotate_signing_key_for(slug: str, alg: str = keys.DEFAULT_ALG) -> str:
         await set_tenant(session, principal.tenant(), principal)
         row = await rotate_signing_key(session, agency.id, alg)
         return row.kid
-

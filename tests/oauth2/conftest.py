@@ -70,26 +70,37 @@ class OIDC:
 
     # -- relying parties
     async def register(self, agency, **fields) -> RP:
-        body = {"name": "Reviews app", "redirect_uris": [REDIRECT],
-                "post_logout_redirect_uris": [LOGOUT_REDIRECT], **fields}
+        body = {
+            "name": "Reviews app",
+            "redirect_uris": [REDIRECT],
+            "post_logout_redirect_uris": [LOGOUT_REDIRECT],
+            **fields,
+        }
         resp = await self.api.post("/api/v1/oauth-clients", headers=agency.headers, json=body)
         assert resp.status_code == 201, resp.text
         return RP(agency, resp.json())
 
     # -- browsers
     def browser(self) -> httpx.AsyncClient:
-        b = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app),
-                              base_url="http://testserver", headers={"accept": "text/html"})
+        b = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app),
+            base_url="http://testserver",
+            headers={"accept": "text/html"},
+        )
         self.browsers.append(b)
         return b
 
-    async def sign_in(self, b: httpx.AsyncClient, agency, email=None, password=None,
-                      next_url: str | None = None) -> httpx.Response:
+    async def sign_in(
+        self, b: httpx.AsyncClient, agency, email=None, password=None, next_url: str | None = None
+    ) -> httpx.Response:
         url = f"/a/{agency.slug}/login"
         page = await b.get(url, params={"next": next_url} if next_url else None)
         assert page.status_code == 200, page.text[:300]
-        form = {"email": email or agency.owner_email,
-                "password": password or agency.owner_password, "csrf_token": csrf_of(page.text)}
+        form = {
+            "email": email or agency.owner_email,
+            "password": password or agency.owner_password,
+            "csrf_token": csrf_of(page.text),
+        }
         if next_url:
             form["next"] = next_url
         resp = await b.post(url, data=form)
@@ -105,18 +116,25 @@ class OIDC:
     def params(self, rp: RP, **over) -> dict[str, str]:
         verifier, challenge = pkce()
         rp.verifier = verifier
-        params = {"response_type": "code", "client_id": rp.id, "redirect_uri": REDIRECT,
-                  "scope": "openid profile email switchboard:memberships",
-                  "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(8),
-                  "code_challenge": challenge, "code_challenge_method": "S256"}
+        params = {
+            "response_type": "code",
+            "client_id": rp.id,
+            "redirect_uri": REDIRECT,
+            "scope": "openid profile email switchboard:memberships",
+            "state": secrets.token_urlsafe(8),
+            "nonce": secrets.token_urlsafe(8),
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
         params.update(over)
         return {k: v for k, v in params.items() if v is not None}
 
     async def authorize(self, b: httpx.AsyncClient, rp: RP, **over) -> httpx.Response:
         return await b.get(f"/a/{rp.agency.slug}/oauth2/authorize", params=self.params(rp, **over))
 
-    async def consent(self, b: httpx.AsyncClient, page: httpx.Response,
-                      decision: str = "allow") -> httpx.Response:
+    async def consent(
+        self, b: httpx.AsyncClient, page: httpx.Response, decision: str = "allow"
+    ) -> httpx.Response:
         assert page.status_code == 200 and "oauth2/consent" in page.text, page.text[:500]
         fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
         fields = {k: _unescape(v) for k, v in fields.items()}
@@ -138,12 +156,16 @@ class OIDC:
         assert "code" in q, q
         return q["code"], params
 
-    async def exchange(self, rp: RP, code: str, verifier: str | None = None,
-                       redirect_uri: str = REDIRECT) -> httpx.Response:
-        form = rp.token_form(grant_type="authorization_code", code=code,
-                             redirect_uri=redirect_uri, code_verifier=verifier or rp.verifier)
-        return await self.api.post(f"/a/{rp.agency.slug}/oauth2/token", data=form,
-                                   headers=rp.auth)
+    async def exchange(
+        self, rp: RP, code: str, verifier: str | None = None, redirect_uri: str = REDIRECT
+    ) -> httpx.Response:
+        form = rp.token_form(
+            grant_type="authorization_code",
+            code=code,
+            redirect_uri=redirect_uri,
+            code_verifier=verifier or rp.verifier,
+        )
+        return await self.api.post(f"/a/{rp.agency.slug}/oauth2/token", data=form, headers=rp.auth)
 
     async def tokens(self, rp: RP, b: httpx.AsyncClient | None = None, **over) -> dict:
         b = b or await self.signed_in_browser(rp.agency)
@@ -154,12 +176,12 @@ class OIDC:
 
     async def refresh(self, rp: RP, refresh_token: str) -> httpx.Response:
         form = rp.token_form(grant_type="refresh_token", refresh_token=refresh_token)
-        return await self.api.post(f"/a/{rp.agency.slug}/oauth2/token", data=form,
-                                   headers=rp.auth)
+        return await self.api.post(f"/a/{rp.agency.slug}/oauth2/token", data=form, headers=rp.auth)
 
     async def userinfo(self, agency, access_token: str) -> httpx.Response:
-        return await self.api.get(f"/a/{agency.slug}/oauth2/userinfo",
-                                  headers={"Authorization": f"Bearer {access_token}"})
+        return await self.api.get(
+            f"/a/{agency.slug}/oauth2/userinfo", headers={"Authorization": f"Bearer {access_token}"}
+        )
 
     async def close(self) -> None:
         for b in self.browsers:
@@ -167,8 +189,13 @@ class OIDC:
 
 
 def _unescape(value: str) -> str:
-    return (value.replace("&#34;", '"').replace("&#39;", "'").replace("&lt;", "<")
-            .replace("&gt;", ">").replace("&amp;", "&"))
+    return (
+        value.replace("&#34;", '"')
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+    )
 
 
 @pytest.fixture

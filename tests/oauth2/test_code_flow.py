@@ -22,8 +22,11 @@ async def test_code_flow_issues_signed_tokens_with_the_promised_claims(
 ):
     agency = await make_agency()
     shop = await make_client(agency, legal_name="Bakery SARL", display_name="Bakery")
-    added = await client.post("/api/v1/memberships", headers=agency.headers, json={
-        "user_id": agency.owner_user_id, "role": "client_owner", "client_id": shop["id"]})
+    added = await client.post(
+        "/api/v1/memberships",
+        headers=agency.headers,
+        json={"user_id": agency.owner_user_id, "role": "client_owner", "client_id": shop["id"]},
+    )
     assert added.status_code == 201, added.text
     rp = await oidc.register(agency)
     b = await oidc.signed_in_browser(agency)
@@ -74,8 +77,13 @@ async def test_unregistered_redirect_uri_is_an_error_page_never_a_redirect(oidc,
     agency = await make_agency()
     rp = await oidc.register(agency)
     b = await oidc.signed_in_browser(agency)
-    for bad in ("https://evil.example/cb", REDIRECT + "/more", REDIRECT + "?x=1",
-                "http://rp.example/cb", 'https://evil.example/"><script>'):
+    for bad in (
+        "https://evil.example/cb",
+        REDIRECT + "/more",
+        REDIRECT + "?x=1",
+        "http://rp.example/cb",
+        'https://evil.example/"><script>',
+    ):
         resp = await oidc.authorize(b, rp, redirect_uri=bad)
         assert resp.status_code == 400, (bad, resp.status_code)
         assert "location" not in resp.headers
@@ -111,8 +119,9 @@ async def test_pkce_is_s256_only_and_mandatory_for_public_clients(oidc, make_age
     _, challenge = pkce()
     plain = await oidc.authorize(b, public, code_challenge=challenge, code_challenge_method="plain")
     assert query_of(plain.headers["location"])["error"] == "invalid_request"
-    implicit_plain = await oidc.authorize(b, public, code_challenge=challenge,
-                                          code_challenge_method=None)
+    implicit_plain = await oidc.authorize(
+        b, public, code_challenge=challenge, code_challenge_method=None
+    )
     assert query_of(implicit_plain.headers["location"])["error"] == "invalid_request"
     tokens = await oidc.tokens(public, b)  # with S256 it works, no secret needed
     assert tokens["id_token"]
@@ -126,15 +135,19 @@ async def test_wrong_pkce_verifier_is_invalid_grant(oidc, make_agency):
     wrong, _ = pkce()
     resp = await oidc.exchange(rp, code, verifier=wrong)
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_grant"
-    missing = await oidc.api.post(f"/a/{agency.slug}/oauth2/token", data={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-        "client_id": rp.id})
+    missing = await oidc.api.post(
+        f"/a/{agency.slug}/oauth2/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "client_id": rp.id,
+        },
+    )
     assert missing.status_code == 400
 
 
-async def test_reused_code_is_invalid_grant_and_revokes_what_it_issued(
-    oidc, make_agency, client
-):
+async def test_reused_code_is_invalid_grant_and_revokes_what_it_issued(oidc, make_agency, client):
     agency = await make_agency()
     rp = await oidc.register(agency)
     b = await oidc.signed_in_browser(agency)
@@ -149,8 +162,11 @@ async def test_reused_code_is_invalid_grant_and_revokes_what_it_issued(
     assert (await oidc.userinfo(agency, tokens["access_token"])).status_code == 401
     refreshed = await oidc.refresh(rp, tokens["refresh_token"])
     assert refreshed.status_code == 400 and refreshed.json()["error"] == "invalid_grant"
-    events = (await client.get("/api/v1/audit-events", headers=agency.headers,
-                               params={"action": "oauth2.code_reused"})).json()["items"]
+    events = (
+        await client.get(
+            "/api/v1/audit-events", headers=agency.headers, params={"action": "oauth2.code_reused"}
+        )
+    ).json()["items"]
     assert len(events) == 1 and events[0]["data"]["tokens_revoked"] == 2
 
 
@@ -185,9 +201,16 @@ async def test_wrong_redirect_uri_or_secret_at_the_token_endpoint(oidc, make_age
     resp = await oidc.exchange(rp, code, redirect_uri="https://rp.example/other")
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_grant"
     code, _ = await oidc.code(b, rp)
-    bad = await oidc.api.post(f"/a/{agency.slug}/oauth2/token", data={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-        "code_verifier": rp.verifier}, auth=(rp.id, "not-the-secret"))
+    bad = await oidc.api.post(
+        f"/a/{agency.slug}/oauth2/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "code_verifier": rp.verifier,
+        },
+        auth=(rp.id, "not-the-secret"),
+    )
     assert bad.status_code == 401 and bad.json()["error"] == "invalid_client"
 
 

@@ -35,8 +35,7 @@ async def test_discovery_document(oidc, make_agency):
     assert doc["code_challenge_methods_supported"] == ["S256"]
     assert doc["response_types_supported"] == ["code"]
     assert "RS256" in doc["id_token_signing_alg_values_supported"]
-    assert {"openid", "profile", "email", "switchboard:memberships"} <= set(
-        doc["scopes_supported"])
+    assert {"openid", "profile", "email", "switchboard:memberships"} <= set(doc["scopes_supported"])
     for path in (doc["authorization_endpoint"], doc["jwks_uri"]):
         assert (await oidc.api.get(path.replace("http://testserver", ""))).status_code != 404
 
@@ -69,8 +68,9 @@ async def test_private_keys_are_encrypted_at_rest(oidc, make_agency):
     (row,) = await _key_rows(agency)
     assert row.private_key_encrypted.startswith("v1:")
     assert "PRIVATE" not in row.private_key_encrypted
-    assert b"PRIVATE KEY" in keys.decrypt_private_key(row.private_key_encrypted, row.agency_id,
-                                                      row.kid)
+    assert b"PRIVATE KEY" in keys.decrypt_private_key(
+        row.private_key_encrypted, row.agency_id, row.kid
+    )
     with pytest.raises(InvalidTag):  # bound to its agency and kid
         keys.decrypt_private_key(row.private_key_encrypted, row.agency_id, "another-kid")
 
@@ -79,13 +79,16 @@ async def test_rotation_keeps_old_keys_until_their_tokens_expire(oidc, make_agen
     agency = await make_agency()
     rp = await oidc.register(agency)
     before = await oidc.tokens(rp)
-    old_kid = jwt.decode(before["access_token"], _keyset_of(
-        (await oidc.api.get(f"/a/{agency.slug}/jwks.json")).json())).header["kid"]
+    old_kid = jwt.decode(
+        before["access_token"],
+        _keyset_of((await oidc.api.get(f"/a/{agency.slug}/jwks.json")).json()),
+    ).header["kid"]
 
     new_kid = await service.rotate_signing_key_for(agency.slug)
     assert new_kid != old_kid
-    published = [k["kid"] for k in (await oidc.api.get(f"/a/{agency.slug}/jwks.json")).json()[
-        "keys"]]
+    published = [
+        k["kid"] for k in (await oidc.api.get(f"/a/{agency.slug}/jwks.json")).json()["keys"]
+    ]
     assert set(published) == {old_kid, new_kid}
     after = await oidc.tokens(rp)
     jwks = (await oidc.api.get(f"/a/{agency.slug}/jwks.json")).json()
@@ -97,8 +100,9 @@ async def test_rotation_keeps_old_keys_until_their_tokens_expire(oidc, make_agen
     # once every token the old key signed has expired, it leaves the JWKS
     later = utcnow() + keys.max_token_lifetime() + timedelta(minutes=6)
     monkeypatch.setattr(keys, "utcnow", lambda: later)
-    published = [k["kid"] for k in (await oidc.api.get(f"/a/{agency.slug}/jwks.json")).json()[
-        "keys"]]
+    published = [
+        k["kid"] for k in (await oidc.api.get(f"/a/{agency.slug}/jwks.json")).json()["keys"]
+    ]
     assert published == [new_kid]
 
 

@@ -25,8 +25,13 @@ async def test_consent_is_asked_once_and_remembered(oidc, make_agency, client):
     assert again.status_code == 302 and "code" in query_of(again.headers["location"])
     more = await oidc.authorize(b, rp, scope="openid email profile")  # a new scope: ask again
     assert more.status_code == 200 and "See your name" in more.text
-    consents = (await client.get("/api/v1/audit-events", headers=agency.headers,
-                                 params={"action": "oauth_consent.created"})).json()["items"]
+    consents = (
+        await client.get(
+            "/api/v1/audit-events",
+            headers=agency.headers,
+            params={"action": "oauth_consent.created"},
+        )
+    ).json()["items"]
     assert len(consents) == 1
 
 
@@ -52,8 +57,10 @@ async def test_consent_form_needs_csrf_and_a_signed_in_person(oidc, make_agency)
     page = await anonymous.get(f"/a/{agency.slug}/login")
     from tests.oauth2.conftest import csrf_of
 
-    resp = await anonymous.post(f"/a/{agency.slug}/oauth2/consent", data={
-        **params, "decision": "allow", "csrf_token": csrf_of(page.text)})
+    resp = await anonymous.post(
+        f"/a/{agency.slug}/oauth2/consent",
+        data={**params, "decision": "allow", "csrf_token": csrf_of(page.text)},
+    )
     assert resp.status_code == 303 and "/login" in resp.headers["location"]
 
 
@@ -93,7 +100,8 @@ async def test_prompt_login_forces_a_fresh_sign_in(oidc, make_agency):
     old_cookie = b.cookies.get("sb_session")
     resp = await oidc.authorize(b, rp, prompt="login")
     assert resp.status_code == 303 and resp.headers["location"].startswith(
-        f"/a/{agency.slug}/login?next=")
+        f"/a/{agency.slug}/login?next="
+    )
     assert b.cookies.get("sb_session") is None  # the old session ended
     # the old session is dead server-side too
     stale = oidc.browser()
@@ -145,9 +153,14 @@ async def test_logout_with_id_token_hint(oidc, make_agency):
     rp = await oidc.register(agency)
     b = await oidc.signed_in_browser(agency)
     tokens = await oidc.tokens(rp, b)
-    resp = await b.get(f"/a/{agency.slug}/oauth2/logout", params={
-        "id_token_hint": tokens["id_token"], "post_logout_redirect_uri": LOGOUT_REDIRECT,
-        "state": "bye1"})
+    resp = await b.get(
+        f"/a/{agency.slug}/oauth2/logout",
+        params={
+            "id_token_hint": tokens["id_token"],
+            "post_logout_redirect_uri": LOGOUT_REDIRECT,
+            "state": "bye1",
+        },
+    )
     assert resp.status_code == 303
     assert resp.headers["location"] == f"{LOGOUT_REDIRECT}?state=bye1"
     assert not await _session_is_alive(oidc, b, agency)
@@ -160,14 +173,20 @@ async def test_logout_without_hint_asks_first(oidc, make_agency):
     agency = await make_agency()
     rp = await oidc.register(agency)
     b = await oidc.signed_in_browser(agency)
-    page = await b.get(f"/a/{agency.slug}/oauth2/logout", params={
-        "client_id": rp.id, "post_logout_redirect_uri": LOGOUT_REDIRECT, "state": "s"})
+    page = await b.get(
+        f"/a/{agency.slug}/oauth2/logout",
+        params={"client_id": rp.id, "post_logout_redirect_uri": LOGOUT_REDIRECT, "state": "s"},
+    )
     assert page.status_code == 200 and "Sign out?" in page.text
     assert await _session_is_alive(oidc, b, agency)
     from tests.oauth2.conftest import csrf_of
 
-    fields = {"client_id": rp.id, "post_logout_redirect_uri": LOGOUT_REDIRECT, "state": "s",
-              "csrf_token": csrf_of(page.text)}
+    fields = {
+        "client_id": rp.id,
+        "post_logout_redirect_uri": LOGOUT_REDIRECT,
+        "state": "s",
+        "csrf_token": csrf_of(page.text),
+    }
     forged = await b.post(f"/a/{agency.slug}/oauth2/logout", data={**fields, "csrf_token": "x"})
     assert forged.status_code == 403 and await _session_is_alive(oidc, b, agency)
     done = await b.post(f"/a/{agency.slug}/oauth2/logout", data=fields)
@@ -180,12 +199,19 @@ async def test_logout_never_redirects_to_an_unregistered_address(oidc, make_agen
     rp = await oidc.register(agency)
     b = await oidc.signed_in_browser(agency)
     tokens = await oidc.tokens(rp, b)
-    resp = await b.get(f"/a/{agency.slug}/oauth2/logout", params={
-        "id_token_hint": tokens["id_token"], "post_logout_redirect_uri": "https://evil.example/"})
+    resp = await b.get(
+        f"/a/{agency.slug}/oauth2/logout",
+        params={
+            "id_token_hint": tokens["id_token"],
+            "post_logout_redirect_uri": "https://evil.example/",
+        },
+    )
     assert resp.status_code == 200 and "location" not in resp.headers
     assert "You are signed out" in resp.text
-    bad = await b.get(f"/a/{agency.slug}/oauth2/logout", params={
-        "id_token_hint": "not.a.token", "post_logout_redirect_uri": LOGOUT_REDIRECT})
+    bad = await b.get(
+        f"/a/{agency.slug}/oauth2/logout",
+        params={"id_token_hint": "not.a.token", "post_logout_redirect_uri": LOGOUT_REDIRECT},
+    )
     assert bad.status_code == 400 and "location" not in bad.headers
 
 
@@ -194,7 +220,9 @@ async def test_logout_hint_from_another_agency_is_refused(oidc, make_agency):
     rp_other = await oidc.register(other)
     foreign = await oidc.tokens(rp_other)
     b = await oidc.signed_in_browser(a)
-    resp = await b.get(f"/a/{a.slug}/oauth2/logout", params={
-        "id_token_hint": foreign["id_token"], "post_logout_redirect_uri": LOGOUT_REDIRECT})
+    resp = await b.get(
+        f"/a/{a.slug}/oauth2/logout",
+        params={"id_token_hint": foreign["id_token"], "post_logout_redirect_uri": LOGOUT_REDIRECT},
+    )
     assert resp.status_code == 400 and "location" not in resp.headers
     assert await _session_is_alive(oidc, b, a)

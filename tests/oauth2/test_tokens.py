@@ -44,8 +44,13 @@ async def test_refresh_rotates_and_reuse_revokes_the_whole_family(oidc, make_age
     assert (await oidc.refresh(rp, second["refresh_token"])).status_code == 400
     assert (await oidc.userinfo(agency, second["access_token"])).status_code == 401
     assert (await oidc.userinfo(agency, first["access_token"])).status_code == 401
-    events = (await client.get("/api/v1/audit-events", headers=agency.headers,
-                               params={"action": "oauth2.refresh_token_reused"})).json()["items"]
+    events = (
+        await client.get(
+            "/api/v1/audit-events",
+            headers=agency.headers,
+            params={"action": "oauth2.refresh_token_reused"},
+        )
+    ).json()["items"]
     assert len(events) == 1 and events[0]["data"]["tokens_revoked"] >= 3
 
 
@@ -57,27 +62,41 @@ async def test_refresh_token_of_another_client_or_unknown_is_invalid_grant(oidc,
     stolen = await oidc.refresh(other, tokens["refresh_token"])
     assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant"
     assert (await oidc.refresh(rp, "nope")).json()["error"] == "invalid_grant"
-    narrower = await oidc.api.post(f"/a/{agency.slug}/oauth2/token", headers=rp.auth, data={
-        "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
-        "scope": "openid email"})
+    narrower = await oidc.api.post(
+        f"/a/{agency.slug}/oauth2/token",
+        headers=rp.auth,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "scope": "openid email",
+        },
+    )
     assert narrower.status_code == 200 and narrower.json()["scope"] == "openid email"
 
 
 async def test_client_credentials_for_machine_clients(oidc, make_agency):
     agency = await make_agency()
-    machine = await oidc.register(agency, name="Sync worker", grant_types=["client_credentials"],
-                                  redirect_uris=[], allowed_scopes=["reports:read", "openid"])
+    machine = await oidc.register(
+        agency,
+        name="Sync worker",
+        grant_types=["client_credentials"],
+        redirect_uris=[],
+        allowed_scopes=["reports:read", "openid"],
+    )
     url = f"/a/{agency.slug}/oauth2/token"
     resp = await oidc.api.post(url, headers=machine.auth, data={"grant_type": "client_credentials"})
     assert resp.status_code == 200, resp.text
     token = resp.json()
     assert token["scope"] == "reports:read" and "refresh_token" not in token
-    claims = jwt.decode(token["access_token"], RSAKey.import_key(
-        (await oidc.api.get(f"/a/{agency.slug}/jwks.json")).json()["keys"][0])).claims
+    claims = jwt.decode(
+        token["access_token"],
+        RSAKey.import_key((await oidc.api.get(f"/a/{agency.slug}/jwks.json")).json()["keys"][0]),
+    ).claims
     assert claims["sub"] == machine.id and claims["aud"] == machine.id
     for scope in ("openid", "admin"):
-        bad = await oidc.api.post(url, headers=machine.auth,
-                                  data={"grant_type": "client_credentials", "scope": scope})
+        bad = await oidc.api.post(
+            url, headers=machine.auth, data={"grant_type": "client_credentials", "scope": scope}
+        )
         assert bad.status_code == 400 and bad.json()["error"] == "invalid_scope"
     # no person behind it: no userinfo
     assert (await oidc.userinfo(agency, token["access_token"])).status_code == 403
@@ -85,23 +104,26 @@ async def test_client_credentials_for_machine_clients(oidc, make_agency):
     web = await oidc.register(agency)
     denied = await oidc.api.post(url, headers=web.auth, data={"grant_type": "client_credentials"})
     assert denied.status_code == 400 and denied.json()["error"] == "unauthorized_client"
-    wrong = await oidc.api.post(url, data={"grant_type": "client_credentials"},
-                                auth=(machine.id, "wrong"))
+    wrong = await oidc.api.post(
+        url, data={"grant_type": "client_credentials"}, auth=(machine.id, "wrong")
+    )
     assert wrong.status_code == 401
 
 
-async def test_userinfo_refuses_forged_expired_wrong_audience_and_foreign_tokens(
-    oidc, make_agency
-):
+async def test_userinfo_refuses_forged_expired_wrong_audience_and_foreign_tokens(oidc, make_agency):
     agency, other_agency = await make_agency(), await make_agency()
     rp = await oidc.register(agency)
     tokens = await oidc.tokens(rp)
     good = tokens["access_token"]
     assert (await oidc.userinfo(agency, good)).status_code == 200
-    claims = jwt.decode(good, RSAKey.import_key(
-        (await oidc.api.get(f"/a/{agency.slug}/jwks.json")).json()["keys"][0])).claims
-    header = jwt.decode(good, RSAKey.import_key(
-        (await oidc.api.get(f"/a/{agency.slug}/jwks.json")).json()["keys"][0])).header
+    claims = jwt.decode(
+        good,
+        RSAKey.import_key((await oidc.api.get(f"/a/{agency.slug}/jwks.json")).json()["keys"][0]),
+    ).claims
+    header = jwt.decode(
+        good,
+        RSAKey.import_key((await oidc.api.get(f"/a/{agency.slug}/jwks.json")).json()["keys"][0]),
+    ).header
 
     # forged: same kid and claims, signed with an attacker's key
     attacker = RSAKey.generate_key(2048, parameters={"kid": header["kid"]}, private=True)
@@ -122,9 +144,16 @@ async def test_userinfo_refuses_forged_expired_wrong_audience_and_foreign_tokens
     foreign = (await oidc.tokens(other_rp))["access_token"]
 
     for name, token in {
-        "forged": forged, "tampered": tampered, "unsigned": unsigned, "expired": expired,
-        "wrong audience": wrong_aud, "wrong issuer": wrong_iss, "id token": id_token,
-        "unknown jti": unknown_jti, "other agency": foreign, "garbage": "abc.def.ghi",
+        "forged": forged,
+        "tampered": tampered,
+        "unsigned": unsigned,
+        "expired": expired,
+        "wrong audience": wrong_aud,
+        "wrong issuer": wrong_iss,
+        "id token": id_token,
+        "unknown jti": unknown_jti,
+        "other agency": foreign,
+        "garbage": "abc.def.ghi",
     }.items():
         resp = await oidc.userinfo(agency, token)
         assert resp.status_code == 401, (name, resp.status_code, resp.text)
@@ -138,12 +167,16 @@ async def test_tokens_of_one_agency_are_worthless_at_another(oidc, make_agency):
     rp = await oidc.register(a)
     tokens = await oidc.tokens(rp)
     # a's client does not exist at b's token endpoint; a's refresh token means nothing there
-    resp = await oidc.api.post(f"/a/{b.slug}/oauth2/token", headers=rp.auth, data={
-        "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    resp = await oidc.api.post(
+        f"/a/{b.slug}/oauth2/token",
+        headers=rp.auth,
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+    )
     assert resp.status_code == 401 and resp.json()["error"] == "invalid_client"
     b_rp = await oidc.register(b)
-    intro = await oidc.api.post(f"/a/{b.slug}/oauth2/introspect", headers=b_rp.auth,
-                                data={"token": tokens["access_token"]})
+    intro = await oidc.api.post(
+        f"/a/{b.slug}/oauth2/introspect", headers=b_rp.auth, data={"token": tokens["access_token"]}
+    )
     assert intro.json() == {"active": False}
 
 
@@ -160,8 +193,11 @@ async def test_revocation(oidc, make_agency):
 
     # a refresh token takes its family with it
     tokens = await oidc.tokens(rp)
-    resp = await oidc.api.post(url, headers=rp.auth, data={
-        "token": tokens["refresh_token"], "token_type_hint": "refresh_token"})
+    resp = await oidc.api.post(
+        url,
+        headers=rp.auth,
+        data={"token": tokens["refresh_token"], "token_type_hint": "refresh_token"},
+    )
     assert resp.status_code == 200
     assert (await oidc.refresh(rp, tokens["refresh_token"])).status_code == 400
     assert (await oidc.userinfo(agency, tokens["access_token"])).status_code == 401
@@ -193,25 +229,37 @@ async def test_introspection(oidc, make_agency):
     assert resp.status_code == 200 and body["active"] is True
     assert body["client_id"] == rp.id and body["sub"] == agency.owner_user_id
     assert body["iss"] == f"http://testserver/a/{agency.slug}" and "openid" in body["scope"]
-    refresh = (await oidc.api.post(url, headers=rp.auth, data={
-        "token": tokens["refresh_token"], "token_type_hint": "refresh_token"})).json()
+    refresh = (
+        await oidc.api.post(
+            url,
+            headers=rp.auth,
+            data={"token": tokens["refresh_token"], "token_type_hint": "refresh_token"},
+        )
+    ).json()
     assert refresh["active"] is True and refresh["token_type"] == "refresh_token"
 
     # another (third-party) client may not look at it; a first-party service may
     other = await oidc.register(agency, name="Other")
-    assert (await oidc.api.post(url, headers=other.auth, data={
-        "token": tokens["access_token"]})).json() == {"active": False}
+    assert (
+        await oidc.api.post(url, headers=other.auth, data={"token": tokens["access_token"]})
+    ).json() == {"active": False}
     resource = await oidc.register(agency, name="Resource server", first_party=True)
-    assert (await oidc.api.post(url, headers=resource.auth, data={
-        "token": tokens["access_token"]})).json()["active"] is True
+    assert (
+        await oidc.api.post(url, headers=resource.auth, data={"token": tokens["access_token"]})
+    ).json()["active"] is True
 
-    await oidc.api.post(f"/a/{agency.slug}/oauth2/revoke", headers=rp.auth,
-                        data={"token": tokens["access_token"]})
-    assert (await oidc.api.post(url, headers=rp.auth, data={
-        "token": tokens["access_token"]})).json() == {"active": False}
+    await oidc.api.post(
+        f"/a/{agency.slug}/oauth2/revoke", headers=rp.auth, data={"token": tokens["access_token"]}
+    )
+    assert (
+        await oidc.api.post(url, headers=rp.auth, data={"token": tokens["access_token"]})
+    ).json() == {"active": False}
     assert (await oidc.api.post(url, headers=rp.auth, data={"token": "x"})).json() == {
-        "active": False}
+        "active": False
+    }
     # public clients cannot introspect; unauthenticated callers neither
     public = await oidc.register(agency, type="public", name="SPA")
     assert (await oidc.api.post(url, data={"token": "x", "client_id": public.id})).status_code in (
-        400, 401)
+        400,
+        401,
+    )

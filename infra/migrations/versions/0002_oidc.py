@@ -35,15 +35,19 @@ def _agency_fk(table: str) -> sa.ForeignKeyConstraint:
 
 def _client_fk(table: str) -> sa.ForeignKeyConstraint:
     return sa.ForeignKeyConstraint(
-        ["agency_id", "client_id"], ["oauth_clients.agency_id", "oauth_clients.id"],
-        name=f"fk_{table}_agency_id_client_id_oauth_clients", ondelete="CASCADE",
+        ["agency_id", "client_id"],
+        ["oauth_clients.agency_id", "oauth_clients.id"],
+        name=f"fk_{table}_agency_id_client_id_oauth_clients",
+        ondelete="CASCADE",
     )
 
 
 def _user_fk(table: str) -> sa.ForeignKeyConstraint:
     return sa.ForeignKeyConstraint(
-        ["agency_id", "user_id"], ["users.agency_id", "users.id"],
-        name=f"fk_{table}_agency_id_user_id_users", ondelete="CASCADE",
+        ["agency_id", "user_id"],
+        ["users.agency_id", "users.id"],
+        name=f"fk_{table}_agency_id_user_id_users",
+        ondelete="CASCADE",
     )
 
 
@@ -83,9 +87,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("agency_id", "kid", name="uq_oauth_signing_keys_agency_id_kid"),
     )
     with op.batch_alter_table("oauth_signing_keys", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_oauth_signing_keys_status", ["agency_id", "status"], unique=False
-        )
+        batch_op.create_index("ix_oauth_signing_keys_status", ["agency_id", "status"], unique=False)
 
     op.create_table(
         "oauth_authorization_codes",
@@ -113,7 +115,8 @@ def upgrade() -> None:
             "ix_oauth_authorization_codes_hash", ["agency_id", "code_hash"], unique=True
         )
         batch_op.create_index(
-            "ix_oauth_authorization_codes_nonce", ["agency_id", "client_id", "nonce"],
+            "ix_oauth_authorization_codes_nonce",
+            ["agency_id", "client_id", "nonce"],
             unique=False,
         )
 
@@ -142,9 +145,7 @@ def upgrade() -> None:
         batch_op.create_index("ix_oauth_tokens_hash", ["agency_id", "token_hash"], unique=True)
         batch_op.create_index("ix_oauth_tokens_family", ["agency_id", "family_id"], unique=False)
         batch_op.create_index("ix_oauth_tokens_code", ["agency_id", "code_id"], unique=False)
-        batch_op.create_index(
-            "ix_oauth_tokens_session", ["agency_id", "session_id"], unique=False
-        )
+        batch_op.create_index("ix_oauth_tokens_session", ["agency_id", "session_id"], unique=False)
 
     op.create_table(
         "oauth_consents",
@@ -159,7 +160,9 @@ def upgrade() -> None:
         _agency_fk("oauth_consents"),
         sa.PrimaryKeyConstraint("agency_id", "id", name="pk_oauth_consents"),
         sa.UniqueConstraint(
-            "agency_id", "user_id", "client_id",
+            "agency_id",
+            "user_id",
+            "client_id",
             name="uq_oauth_consents_agency_id_user_id_client_id",
         ),
     )
