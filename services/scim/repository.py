@@ -251,6 +251,13 @@ GROUP_ATTRIBUTES = _group_attributes()
 # ---- users -----------------------------------------------------------------------------------
 
 
+def _ordered(key: Any, descending: bool) -> Any:
+    """RFC 7644 §3.4.2.3: unassigned values sort last ascending and first descending, on
+    every database (SQLite and PostgreSQL disagree by default)."""
+    return key.desc().nulls_first() if descending else key.asc().nulls_last()
+
+
+
 def _users() -> Any:
     """Users as the directory sees them: not the ones it deleted."""
     return (
@@ -287,9 +294,9 @@ async def users_page(
     ).scalar_one()
     if limit <= 0:
         return total, []
-    key = order_by if order_by is not None else User.created_at
+    key = _ordered(order_by if order_by is not None else User.created_at, descending)
     stmt = (
-        base.order_by(key.desc() if descending else key.asc(), User.id)
+        base.order_by(key, User.id)
         .offset(offset)
         .limit(limit)
     )
@@ -409,9 +416,9 @@ async def groups_page(
     ).scalar_one()
     if limit <= 0:
         return total, []
-    key = order_by if order_by is not None else ScimGroup.created_at
+    key = _ordered(order_by if order_by is not None else ScimGroup.created_at, descending)
     stmt = (
-        base.order_by(key.desc() if descending else key.asc(), ScimGroup.id)
+        base.order_by(key, ScimGroup.id)
         .offset(offset)
         .limit(limit)
     )
