@@ -177,7 +177,10 @@ def user_resource(state: UserState, slug: str) -> s.User:
         external_id=profile.external_id if profile else None,
         user_name=user.email,
         name=name,
-        emails=[s.Email(value=e.value, type=e.type, primary=e.is_primary) for e in state.emails]
+        emails=[
+            s.Email(value=e.value, type=e.type, primary=True if e.is_primary else None)
+            for e in state.emails
+        ]
         or None,
         active=UserStatus(user.status) is UserStatus.ACTIVE,
         groups=[
