@@ -274,9 +274,11 @@ def _rls_md(rep: Report) -> list[str]:
     lines = [
         "## Row-level security overhead",
         "",
-        "Each hot query runs in three variants, interleaved (the order rotates every "
-        "iteration), each variant on its own connection so that no prepared statement is "
-        "re-planned for another role:",
+        "Each hot query runs in three variants, interleaved: every iteration rotates the "
+        "order of the variants and, every three iterations, the connection (PostgreSQL "
+        "backend) each variant uses, so that neither going first nor a backend the scheduler "
+        "keeps on a busier core favours one; each connection has its own prepared statement "
+        "per variant, so no statement is ever re-planned for another role:",
         "",
         "* **rls**: `set_config('role', 'switchboard_app', true)` and "
         "`set_config('app.agency_id', <agency>, true)` in the transaction (exactly what "

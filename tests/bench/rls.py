@@ -1,7 +1,6 @@
 """What row-level security costs on the hot queries.
 
-For each query, three variants run interleaved on three connections (one per variant, so
-that no prepared statement is ever re-planned for another role):
+For each query, three variants run interleaved:
 
 * `rls`      — role `switchboard_app`, tenant in `app.agency_id`, NO agency filter in the SQL:
                the policy alone selects the tenant's rows (the second wall on its own);
@@ -11,7 +10,10 @@ that no prepared statement is ever re-planned for another role):
                ORM's explicit agency filter.
 
 Each iteration opens a transaction, sets role and tenant exactly like `tenants.scoping`
-(`set_config(..., true)`), and times only the round trip of the query itself. The ratio
+(`set_config(..., true)`), and times only the round trip of the query itself. Iterations
+rotate the order of the variants and the connection each one uses (three connections, each
+with its own prepared statement per variant, so no statement is re-planned for another
+role). The ratio
 that is judged is p95(rls) / p95(explicit). `EXPLAIN ANALYZE` under RLS, and the generic plan
 a long-lived prepared statement may switch to, show whether the tenant index is used.
 """
@@ -82,6 +84,12 @@ class HotQuery:
     args: Callable[[Sample], tuple[Any, ...]]
 
     def sql(self, mode: str) -> str:
+        """The statement of one variant, tagged with the variant: each connection prepares one
+        statement per variant, and every prepared statement always runs under the same role
+        (a role change would re-plan it)."""
+        return f"/* {mode} */ {self._sql(mode)}"
+
+    def _sql(self, mode: str) -> str:
         n = max((int(d) for d in re.findall(r"\$(\d+)", self.template)), default=0) + 1
         if mode == "rls":
             return self.template.format(tenant="", and_tenant="", where_tenant="")
@@ -268,26 +276,32 @@ def _shape(plan: Plan) -> str:
 
 
 async def _measure(
-    conns: dict[str, asyncpg.Connection],
+    conns: list[asyncpg.Connection],
     q: HotQuery,
     agencies: Sequence[AgencyData],
     iterations: int,
 ) -> QueryResult:
     res = QueryResult(q, {m: [] for m in MODES})
-    samples = _samples(agencies, iterations + 20, seed=sum(map(ord, q.name)))
-    # warm-up: prepare, fill caches; and RLS must select exactly the explicit filter's rows
-    for s in samples[:20]:
-        counts = {m: (await _timed(conns[m], q, m, s))[1] for m in MODES}
+    samples = _samples(agencies, iterations + 30, seed=sum(map(ord, q.name)))
+    n = len(conns)
+    # warm-up: prepare every variant on every connection; and RLS must select exactly the
+    # explicit filter's rows
+    for i, s in enumerate(samples[:30]):
+        counts = {m: (await _timed(conns[(k + i) % n], q, m, s))[1] for k, m in enumerate(MODES)}
         if len(set(counts.values())) != 1:
             raise RuntimeError(f"{q.name}: the variants disagree on row counts {counts}")
         res.rows = counts
-    for i, s in enumerate(samples[20:]):
-        for m in MODES[i % 3 :] + MODES[: i % 3]:  # rotate who goes first
-            us, _ = await _timed(conns[m], q, m, s)
-            res.timings_us[m].append(us)
-    res.plan = await _analyze(conns["rls"], q, "rls", samples[0])
-    res.explicit_plan = await _analyze(conns["explicit"], q, "explicit", samples[0])
-    res.generic_plan = await _generic(conns["rls"], q, samples[0])
+    # Each iteration rotates both the order of the variants and the connection (backend
+    # process) each one runs on, so neither going first nor a backend that the scheduler
+    # keeps on a busier core favours a variant.
+    for i, s in enumerate(samples[30:]):
+        for j in range(n):
+            k = (i + j) % n
+            us, _ = await _timed(conns[(k + i // n) % n], q, MODES[k], s)
+            res.timings_us[MODES[k]].append(us)
+    res.plan = await _analyze(conns[0], q, "rls", samples[0])
+    res.explicit_plan = await _analyze(conns[0], q, "explicit", samples[0])
+    res.generic_plan = await _generic(conns[0], q, samples[0])
     return res
 
 
@@ -315,7 +329,7 @@ async def run(
     iterations: int,
     log: Callable[[str], None] = print,
 ) -> list[QueryResult]:
-    conns = {m: await asyncpg.connect(target_url) for m in MODES}
+    conns = [await asyncpg.connect(target_url) for _ in MODES]
     work: list[tuple[HotQuery, Sequence[AgencyData]]] = [(q, agencies) for q in HOT_QUERIES]
     work.append((LARGE_PAGE, [large]))
     try:
@@ -333,5 +347,5 @@ async def run(
             )
         return results
     finally:
-        for c in conns.values():
+        for c in conns:
             await c.close()
