@@ -20,10 +20,12 @@ from functools import cache
 from typing import Any
 
 import structlog
-from sqlalchemy import event, or_, select, text
+from sqlalchemy import Table, event, or_, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, with_loader_criteria
+from sqlalchemy.sql.util import find_tables
+from sqlmodel import SQLModel
 
 from services.kit.db import AppSession
 from services.kit.errors import TenantScopeMissing
@@ -149,8 +151,25 @@ def _tenant_models() -> tuple[type[TenantModel], ...]:
     return tuple(sorted(found, key=lambda c: c.__name__))
 
 
-def _client_scoped_models() -> tuple[type[TenantModel], ...]:
-    return tuple(m for m in _tenant_models() if m.__client_column__)
+@cache
+def _scoped_model_by_table() -> dict[Table, type[SQLModel]]:
+    out: dict[Table, type[SQLModel]] = {m.__table__: m for m in _tenant_models()}  # type: ignore[misc]
+    out[Agency.__table__] = Agency  # type: ignore[index]
+    return out
+
+
+def _scoped_models_in(statement: Any) -> list[type[SQLModel]]:
+    """The tenant tables a statement touches anywhere: columns, joins, subqueries, UPDATE or
+    DELETE target. Criteria are attached for these only (cheap on the hot path)."""
+    by_table = _scoped_model_by_table()
+    found: dict[type[SQLModel], None] = {}
+    for table in find_tables(
+        statement, check_columns=True, include_joins=True, include_aliases=True, include_crud=True
+    ):
+        model = by_table.get(table)  # type: ignore[call-overload]
+        if model is not None:
+            found[model] = None
+    return list(found)
 
 
 @event.listens_for(AppSession, "do_orm_execute")
@@ -165,27 +184,39 @@ def _scope_statement(state: ORMExecuteState) -> None:
     if ctx.is_unscoped:
         return
     agency_id = ctx.agency_id
-    options: list[Any] = [
-        with_loader_criteria(model, lambda cls: cls.agency_id == agency_id, include_aliases=True)
-        for model in _tenant_models()
-    ]
-    options.append(
-        with_loader_criteria(Agency, lambda cls: cls.id == agency_id, include_aliases=True)
-    )
-    if ctx.client_ids is not None:
-        ids = sorted(ctx.client_ids)
-        for model in _client_scoped_models():
-            col = getattr(model, model.__client_column__)  # type: ignore[arg-type]
-            options.append(with_loader_criteria(model, col.in_(ids), include_aliases=True))
-        # Client-scoped principals see the users of their own clients, and themselves.
-        team = select(Membership.user_id).where(
-            Membership.agency_id == agency_id, Membership.client_id.in_(ids)
+    client_ids = sorted(ctx.client_ids) if ctx.client_ids is not None else None
+    options: list[Any] = []
+    for model in _scoped_models_in(state.statement):
+        if model is Agency:
+            options.append(
+                with_loader_criteria(Agency, lambda cls: cls.id == agency_id, include_aliases=True)
+            )
+            continue
+        options.append(
+            with_loader_criteria(
+                model, lambda cls: cls.agency_id == agency_id, include_aliases=True
+            )
         )
-        visible = User.id.in_(team)
-        if ctx.user_id is not None:
-            visible = or_(User.id == ctx.user_id, visible)
-        options.append(with_loader_criteria(User, visible, include_aliases=True))
-    state.statement = state.statement.options(*options)
+        if client_ids is None:
+            continue
+        column = model.__client_column__  # type: ignore[attr-defined]
+        if column:
+            options.append(
+                with_loader_criteria(
+                    model, getattr(model, column).in_(client_ids), include_aliases=True
+                )
+            )
+        elif model is User:
+            # Client-scoped principals see the users of their own clients, and themselves.
+            team = select(Membership.user_id).where(
+                Membership.agency_id == agency_id, Membership.client_id.in_(client_ids)
+            )
+            visible = User.id.in_(team)
+            if ctx.user_id is not None:
+                visible = or_(User.id == ctx.user_id, visible)
+            options.append(with_loader_criteria(User, visible, include_aliases=True))
+    if options:
+        state.statement = state.statement.options(*options)
 
 
 # ---- Flush: writes stay inside the tenant, and every write is audited -------------------
