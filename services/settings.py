@@ -30,8 +30,10 @@ class Settings(BaseSettings):
     log_json: bool = True
     db_pool_size: int = 10
     db_max_overflow: int = 10
-    # The PostgreSQL role the application drops to for every transaction.
+    # The PostgreSQL roles the application drops to for every transaction: agency-wide
+    # sessions, and client-scoped sessions (client users, assigned staff, client-scoped keys).
     db_app_role: str = "switchboard_app"
+    db_client_role: str = "switchboard_client"
     # The PostgreSQL role used by the explicit, audited unscoped() bypass.
     db_operator_role: str = "switchboard_operator"
     max_body_bytes: int = 1_048_576

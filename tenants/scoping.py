@@ -121,7 +121,10 @@ def _db_params(ctx: TenantContext | None) -> dict[str, str]:
         # "{}" is an empty array: a client-scoped principal with no clients sees no client rows.
         clients = "{" + ",".join(str(c) for c in sorted(ctx.client_ids)) + "}"
     user = str(ctx.user_id) if ctx is not None and ctx.user_id else ""
-    return {"role": settings.db_app_role, "agency": agency, "clients": clients, "user": user}
+    # Client-scoped sessions use their own role: only it carries the client-scope policies,
+    # so agency-wide queries keep plans as good as an explicit tenant filter.
+    role = settings.db_client_role if clients else settings.db_app_role
+    return {"role": role, "agency": agency, "clients": clients, "user": user}
 
 
 def _apply_db_settings(conn: Connection, ctx: TenantContext | None) -> None:

@@ -61,7 +61,9 @@ def _engine_kwargs(settings: Settings) -> dict[str, Any]:
         return {
             "pool_size": settings.db_pool_size,
             "max_overflow": settings.db_max_overflow,
-            "pool_pre_ping": True,
+            # No pre-ping: it costs a round trip per request. A connection the server dropped
+            # fails one request and SQLAlchemy then invalidates the pool.
+            "pool_pre_ping": False,
             "pool_recycle": 1800,
         }
     return {"connect_args": {"timeout": 10}}

@@ -13,6 +13,7 @@ pytestmark = [
     pytest.mark.skipif(not PG_ADMIN_URL, reason="needs PostgreSQL (SWITCHBOARD_TEST_PG_URL)"),
 ]
 
+
 def _tenant_tables() -> list[str]:
     """Every table the application defines: each one must carry RLS (no hand-kept list)."""
     from services.models_registry import metadata
@@ -28,12 +29,15 @@ def _key(table: str) -> str:
 
 
 async def _as_app(conn, agency=None, clients=None):
+    """Become what the application becomes in a transaction: the agency-wide role, or the
+    client-scoped role when a client scope is given."""
+    role = "switchboard_client" if clients else "switchboard_app"
     await conn.execute(
         text(
-            "SELECT set_config('role', 'switchboard_app', true), "
+            "SELECT set_config('role', :r, true), "
             "set_config('app.agency_id', :a, true), set_config('app.client_ids', :c, true)"
         ),
-        {"a": str(agency) if agency else "", "c": clients or ""},
+        {"r": role, "a": str(agency) if agency else "", "c": clients or ""},
     )
 
 
@@ -63,15 +67,30 @@ async def test_every_tenant_table_forces_rls_and_app_role_is_restricted(client):
         assert {r[0] for r in rows} == set(TENANT_TABLES)
         assert all(r[1] and r[2] for r in rows), [r for r in rows if not (r[1] and r[2])]
         assert all(r[3] != "switchboard_app" for r in rows)
-        role = (
+        roles = (
             await conn.execute(
                 text(
-                    "SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles "
-                    "WHERE rolname = 'switchboard_app'"
+                    "SELECT rolname, rolsuper, rolbypassrls, rolcanlogin FROM pg_roles "
+                    "WHERE rolname IN ('switchboard_app', 'switchboard_client', "
+                    "'switchboard_operator') ORDER BY rolname"
                 )
             )
-        ).one()
-        assert tuple(role) == (False, False, False)
+        ).all()
+        assert [tuple(r) for r in roles] == [
+            ("switchboard_app", False, False, False),
+            ("switchboard_client", False, False, False),
+            ("switchboard_operator", False, False, False),
+        ]
+        # agency-wide sessions carry one policy per table: the tenant (plans stay optimal)
+        extra = (
+            await conn.execute(
+                text(
+                    "SELECT tablename, policyname FROM pg_policies "
+                    "WHERE 'switchboard_app' = ANY(roles) AND policyname <> 'tenant_isolation'"
+                )
+            )
+        ).all()
+        assert extra == []
 
 
 async def test_app_role_with_agency_a_sees_nothing_of_b(client, make_agency, make_client):
