@@ -76,7 +76,7 @@ class ScimUserEmail(TenantModel, table=True):
     position: int = 0
     value: str = Field(max_length=320)
     type: str | None = Field(default=None, max_length=40)
-    is_primary: bool = False
+    is_primary: bool | None = None  # as sent: true, false or not given
 
 
 class GroupKind(StrEnum):

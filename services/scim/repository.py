@@ -154,7 +154,10 @@ def _user_attributes() -> AttributeMap:
                         {
                             "value": Attr(ScimUserEmail.value),
                             "type": Attr(ScimUserEmail.type),
-                            "primary": Attr(ScimUserEmail.is_primary, "boolean"),
+                            # not given reads as false
+                            "primary": Attr(
+                                func.coalesce(ScimUserEmail.is_primary, False), "boolean"
+                            ),
                         },
                     ),
                 )

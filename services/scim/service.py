@@ -178,7 +178,7 @@ def user_resource(state: UserState, slug: str) -> s.User:
         user_name=user.email,
         name=name,
         emails=[
-            s.Email(value=e.value, type=e.type, primary=True if e.is_primary else None)
+            s.Email(value=e.value, type=e.type, primary=e.is_primary)
             for e in state.emails
         ]
         or None,
@@ -274,7 +274,7 @@ class UserFields:
     formatted: str
     given_name: str | None
     family_name: str | None
-    emails: list[tuple[str, str | None, bool]]
+    emails: list[tuple[str, str | None, bool | None]]
     active: bool
     external_id: str | None
     password: str | None
@@ -301,15 +301,15 @@ def user_fields(resource: s.User) -> UserFields:
     formatted = _text(name.formatted, "name.formatted", 200)
     if formatted is None:
         formatted = " ".join(p for p in (given, family) if p)[:200]
-    emails: list[tuple[str, str | None, bool]] = []
+    emails: list[tuple[str, str | None, bool | None]] = []
     for e in resource.emails or []:
         value = _text(e.value, "emails.value", 320)
         if not value:
             raise InvalidValueException(detail="every emails entry needs a value")
-        emails.append((value, _text(e.type, "emails.type", 40), bool(e.primary)))
+        emails.append((value, _text(e.type, "emails.type", 40), e.primary))
     if len(emails) > MAX_EMAILS:
         raise InvalidValueException(detail=f"at most {MAX_EMAILS} emails")
-    if sum(1 for e in emails if e[2]) > 1:
+    if sum(1 for e in emails if e[2] is True) > 1:
         raise InvalidValueException(detail="only one of emails may be primary")
     if resource.password is not None:
         try:

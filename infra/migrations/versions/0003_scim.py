@@ -61,7 +61,7 @@ def upgrade() -> None:
     sa.Column('position', sa.Integer(), nullable=False),
     sa.Column('value', sa.String(length=320), nullable=False),
     sa.Column('type', sa.String(length=40), nullable=True),
-    sa.Column('is_primary', sa.Boolean(), nullable=False),
+    sa.Column('is_primary', sa.Boolean(), nullable=True),
     sa.ForeignKeyConstraint(['agency_id', 'user_id'], ['users.agency_id', 'users.id'], name=op.f('fk_scim_user_emails_agency_id_user_id_users'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['agency_id'], ['agencies.id'], name=op.f('fk_scim_user_emails_agency_id_agencies'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('agency_id', 'id', name=op.f('pk_scim_user_emails'))
