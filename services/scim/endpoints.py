@@ -228,7 +228,9 @@ def _page(
         items_per_page=len(resources),
         resources=resources,
     )
-    return ScimResponse(page.model_dump(scim_ctx=Context.SEARCH_RESPONSE, response_parameters=params))
+    return ScimResponse(
+        page.model_dump(scim_ctx=Context.SEARCH_RESPONSE, response_parameters=params)
+    )
 
 
 def _resource_id(prefix: str, value: str, what: str) -> Any:
@@ -362,7 +364,9 @@ async def patch_user(
     patch = PatchOp[s.User].model_validate(
         await _json_body(request), scim_ctx=Context.RESOURCE_PATCH_REQUEST, scim_policy=s.POLICY
     )
-    state = await service.patch_user(session, principal, uid, patch, request.headers.get("if-match"))
+    state = await service.patch_user(
+        session, principal, uid, patch, request.headers.get("if-match")
+    )
     params = _response_parameters(dict(request.query_params))
     return _single(_user(state, principal), Context.RESOURCE_PATCH_RESPONSE, params)
 
@@ -443,7 +447,9 @@ async def patch_group(
     patch = PatchOp[s.Group].model_validate(
         await _json_body(request), scim_ctx=Context.RESOURCE_PATCH_REQUEST, scim_policy=s.POLICY
     )
-    state = await service.patch_group(session, principal, gid, patch, request.headers.get("if-match"))
+    state = await service.patch_group(
+        session, principal, gid, patch, request.headers.get("if-match")
+    )
     params = _response_parameters(dict(request.query_params))
     return _single(_group(state, principal), Context.RESOURCE_PATCH_RESPONSE, params)
 
@@ -464,7 +470,9 @@ async def delete_group(
 
 @scim_router.post("/.search", name="scim_search_all")
 async def search_all(principal: ScimCaller) -> Response:
-    raise NotImplementedException(detail="search one resource type: /Users/.search or /Groups/.search")
+    raise NotImplementedException(
+        detail="search one resource type: /Users/.search or /Groups/.search"
+    )
 
 
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
@@ -477,7 +485,7 @@ async def not_found(rest: str, request: Request) -> Response:
     for route in scim_router.routes:
         if not isinstance(route, APIRoute) or route.path.endswith("/{rest:path}"):
             continue
-        if route.path_regex.match(path) and request.method not in route.methods:
+        if route.path_regex.match(path) and request.method not in (route.methods or ()):
             return scim_error(405, f"{request.method} is not allowed here")
     return scim_error(404, f"no such endpoint: /{rest}")
 

@@ -197,7 +197,9 @@ class _Translator(FilterVisitor[Condition]):
                 )
             )
         prefix = name + "."
-        subs = {k[len(prefix) :]: a for k, a in self.attributes.scalars.items() if k.startswith(prefix)}
+        subs = {
+            k[len(prefix) :]: a for k, a in self.attributes.scalars.items() if k.startswith(prefix)
+        }
         if not subs:
             raise invalid(f"cannot filter on {name!r}: no such complex attribute")
         inner = AttributeMap(schema=self.attributes.schema, scalars=subs)
@@ -278,7 +280,9 @@ def _compare_string(attr: Attr, op: CompareOperator, value: str) -> Condition:
 def _compare_id(attr: Attr, op: CompareOperator, value: Any, shown: str) -> Condition:
     if op not in (CompareOperator.eq, CompareOperator.ne):
         raise invalid(f"{shown}: ids compare with eq or ne only")
-    decoded: uuid.UUID | None = ids.decode(attr.id_prefix, value) if isinstance(value, str) else None
+    decoded: uuid.UUID | None = (
+        ids.decode(attr.id_prefix, value) if isinstance(value, str) else None
+    )
     if decoded is None:  # no row has an id that is not one of ours
         return false() if op == CompareOperator.eq else true()
     cond = attr.expr == decoded

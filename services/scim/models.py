@@ -48,7 +48,9 @@ class ScimUserProfile(TenantModel, table=True):
     __tablename__ = "scim_user_profiles"
     __public_prefix__: ClassVar[str] = "usr"
     __table_args__ = (
-        ForeignKeyConstraint(["agency_id", "id"], ["users.agency_id", "users.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(
+            ["agency_id", "id"], ["users.agency_id", "users.id"], ondelete="CASCADE"
+        ),
         Index("ix_scim_user_profiles_external", "agency_id", "external_id"),
     )
 
@@ -115,7 +117,9 @@ class ScimGroupMember(TenantModel, table=True):
     __tablename__ = "scim_group_members"
     __table_args__ = (
         ForeignKeyConstraint(
-            ["agency_id", "group_id"], ["scim_groups.agency_id", "scim_groups.id"], ondelete="CASCADE"
+            ["agency_id", "group_id"],
+            ["scim_groups.agency_id", "scim_groups.id"],
+            ondelete="CASCADE",
         ),
         ForeignKeyConstraint(
             ["agency_id", "user_id"], ["users.agency_id", "users.id"], ondelete="CASCADE"

@@ -228,7 +228,9 @@ def _group_attributes() -> AttributeMap:
                     Source(
                         role_members_exist,
                         {
-                            "value": Attr(Membership.user_id, "id", case_exact=True, id_prefix="usr"),
+                            "value": Attr(
+                                Membership.user_id, "id", case_exact=True, id_prefix="usr"
+                            ),
                             "type": member_type,
                         },
                     ),
@@ -258,7 +260,6 @@ def _ordered(key: Any, descending: bool) -> Any:
     """RFC 7644 §3.4.2.3: unassigned values sort last ascending and first descending, on
     every database (SQLite and PostgreSQL disagree by default)."""
     return key.desc().nulls_first() if descending else key.asc().nulls_last()
-
 
 
 def _users() -> Any:
@@ -292,17 +293,11 @@ async def users_page(
     base = _users()
     if where is not None:
         base = base.where(where)
-    total = (
-        await session.execute(select(func.count()).select_from(base.subquery()))
-    ).scalar_one()
+    total = (await session.execute(select(func.count()).select_from(base.subquery()))).scalar_one()
     if limit <= 0:
         return total, []
     key = _ordered(order_by if order_by is not None else User.created_at, descending)
-    stmt = (
-        base.order_by(key, User.id)
-        .offset(offset)
-        .limit(limit)
-    )
+    stmt = base.order_by(key, User.id).offset(offset).limit(limit)
     rows = (await session.execute(stmt)).all()
     return total, [(r[0], r[1]) for r in rows]
 
@@ -378,7 +373,9 @@ async def groups_of(
 async def active_owner_ids(session: AsyncSession) -> set[uuid.UUID]:
     stmt = (
         select(User.id)
-        .join(Membership, and_(Membership.agency_id == User.agency_id, Membership.user_id == User.id))
+        .join(
+            Membership, and_(Membership.agency_id == User.agency_id, Membership.user_id == User.id)
+        )
         .where(
             Membership.role == Role.AGENCY_OWNER,
             Membership.client_id.is_(None),
@@ -414,17 +411,11 @@ async def groups_page(
     base = _groups()
     if where is not None:
         base = base.where(where)
-    total = (
-        await session.execute(select(func.count()).select_from(base.subquery()))
-    ).scalar_one()
+    total = (await session.execute(select(func.count()).select_from(base.subquery()))).scalar_one()
     if limit <= 0:
         return total, []
     key = _ordered(order_by if order_by is not None else ScimGroup.created_at, descending)
-    stmt = (
-        base.order_by(key, ScimGroup.id)
-        .offset(offset)
-        .limit(limit)
-    )
+    stmt = base.order_by(key, ScimGroup.id).offset(offset).limit(limit)
     rows = (await session.execute(stmt)).all()
     return total, [(r[0], r[1]) for r in rows]
 
@@ -485,14 +476,14 @@ async def directory_memberships_of(
     return (await session.execute(stmt)).scalars().all()
 
 
-async def directory_members(session: AsyncSession, group_id: uuid.UUID) -> Sequence[ScimGroupMember]:
+async def directory_members(
+    session: AsyncSession, group_id: uuid.UUID
+) -> Sequence[ScimGroupMember]:
     stmt = select(ScimGroupMember).where(ScimGroupMember.group_id == group_id)
     return (await session.execute(stmt)).scalars().all()
 
 
-async def existing_user_ids(
-    session: AsyncSession, user_ids: Sequence[uuid.UUID]
-) -> set[uuid.UUID]:
+async def existing_user_ids(session: AsyncSession, user_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
     """Those of `user_ids` that name users the directory can see."""
     if not user_ids:
         return set()

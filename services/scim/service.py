@@ -57,7 +57,7 @@ from tenants.principal import Principal
 from tenants.roles import AGENCY_ROLES, CLIENT_ROLES, Role
 from tenants.scoping import scope_to, set_tenant
 
-TOKEN_PREFIX = "sbs"
+TOKEN_PREFIX = "sbs"  # noqa: S105  (a label, not a secret)
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 MAX_EMAILS = 20
 GROUP_ID_NAMESPACE = uuid.UUID("6f1d3c1e-5b8a-4a57-9d59-2a0b9b7f3c10")
@@ -177,16 +177,15 @@ def user_resource(state: UserState, slug: str) -> s.User:
         external_id=profile.external_id if profile else None,
         user_name=user.email,
         name=name,
-        emails=[
-            s.Email(value=e.value, type=e.type, primary=e.is_primary)
-            for e in state.emails
-        ]
+        emails=[s.Email(value=e.value, type=e.type, primary=e.is_primary) for e in state.emails]
         or None,
         active=UserStatus(user.status) is UserStatus.ACTIVE,
         groups=[
             GroupMembership(
-                value=ids.encode("grp", gid), ref=f"{base}/Groups/{ids.encode('grp', gid)}",
-                display=display, type="direct",
+                value=ids.encode("grp", gid),
+                ref=f"{base}/Groups/{ids.encode('grp', gid)}",
+                display=display,
+                type="direct",
             )
             for gid, display in state.groups
         ]
@@ -387,9 +386,7 @@ async def replace_user(
         async with session.begin_nested():
             await session.flush()
     except IntegrityError as exc:
-        raise UniquenessException(
-            detail=f"a user with userName {fields.user_name} exists"
-        ) from exc
+        raise UniquenessException(detail=f"a user with userName {fields.user_name} exists") from exc
     return await get_user(session, user.id)
 
 
@@ -591,7 +588,9 @@ def _display_name(resource: s.Group) -> str:
     return name
 
 
-async def create_group(session: AsyncSession, principal: Principal, resource: s.Group) -> GroupState:
+async def create_group(
+    session: AsyncSession, principal: Principal, resource: s.Group
+) -> GroupState:
     """Directory groups: kept with their members so the directory stays in sync; they grant
     nothing in Switchboard. The built-in groups cannot be created (their names are taken)."""
     assert principal.agency_id is not None

@@ -63,9 +63,7 @@ async def test_scim2_tester_finds_no_failure(scim_server, client, make_agency, m
     agency = await make_agency()
     await make_client(agency, legal_name="Bella Vista")  # a client team is part of the service
     token = (await issue_token(client, agency))["token"]
-    results = await asyncio.to_thread(
-        _run_checker, f"{scim_server}/a/{agency.slug}/scim/v2", token
-    )
+    results = await asyncio.to_thread(_run_checker, f"{scim_server}/a/{agency.slug}/scim/v2", token)
     failures = [
         f"{r.resource_type or '-'} {r.title}: {r.reason}"
         for r in results

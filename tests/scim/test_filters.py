@@ -60,28 +60,30 @@ CASES = [
     ('userName lt "bob@acme.example"', ["alice"]),
     ('userName le "bob@acme.example"', ["alice", "bob"]),
     ('name.familyName eq "archer"', ["alice", "carol"]),
-    ('name.familyName pr', ["alice", "bob", "carol", "eve_100%"]),
-    ('not (name.familyName pr)', ["dave"]),
+    ("name.familyName pr", ["alice", "bob", "carol", "eve_100%"]),
+    ("not (name.familyName pr)", ["dave"]),
     ('name.familyName ne "Archer"', ["bob", "dave", "eve_100%"]),  # unassigned matches ne
     ('name.givenName sw "a" or name.givenName sw "e"', ["alice", "eve_100%"]),
     ('name[givenName eq "Bob" or familyName eq "Evans"]', ["bob", "eve_100%"]),
     ('name.formatted co "Carol Arch"', ["carol"]),
-    ('name pr', ["alice", "bob", "carol", "dave", "eve_100%"]),
+    ("name pr", ["alice", "bob", "carol", "dave", "eve_100%"]),
     ('emails.value co "home"', ["bob"]),
     ('emails co "gamma"', ["eve_100%"]),  # a bare multi-valued attribute means its value
     ('emails[type eq "work" and value ew "beta.example"]', ["carol"]),
     ('emails[type eq "home"] or emails.value sw "alice"', ["alice", "bob"]),
-    ('emails pr', ["alice", "bob", "carol", "eve_100%"]),
-    ('not (emails pr)', ["dave"]),
+    ("emails pr", ["alice", "bob", "carol", "eve_100%"]),
+    ("not (emails pr)", ["dave"]),
     ('emails.type eq "work" and not (emails.value co "acme")', ["carol", "eve_100%"]),
     ('externalId eq "EXT-3"', ["carol"]),
     ('externalId eq "ext-3"', []),  # externalId is caseExact
-    ('externalId pr and active eq false', ["bob"]),
+    ("externalId pr and active eq false", ["bob"]),
     ('active eq true and (userName sw "a" or userName sw "d")', ["alice", "dave"]),
-    ('active ne true', ["bob"]),
+    ("active ne true", ["bob"]),
     ('not (active eq true) or userName eq "alice@acme.example"', ["alice", "bob"]),
-    ('(userName sw "a" or userName sw "b") and (name.familyName eq "Baker" or active eq true)',
-     ["alice", "bob"]),
+    (
+        '(userName sw "a" or userName sw "b") and (name.familyName eq "Baker" or active eq true)',
+        ["alice", "bob"],
+    ),
     ('meta.resourceType eq "User" and userName sw "d"', ["dave"]),
     ('meta.resourceType eq "Group"', []),
     ('urn:ietf:params:scim:schemas:core:2.0:User:userName eq "bob@acme.example"', ["bob"]),
@@ -113,7 +115,9 @@ async def test_filter_by_id_dates_and_groups(people):
         "alice",
         "bob",
     ]
-    assert "eve_100%" in await _names(scim, f'meta.lastModified le "{made["eve_100%"]["meta"]["lastModified"]}"')
+    assert "eve_100%" in await _names(
+        scim, f'meta.lastModified le "{made["eve_100%"]["meta"]["lastModified"]}"'
+    )
     staff = await scim.group_named("Agency staff")
     await scim.patch(
         f"/Groups/{staff['id']}",
@@ -168,19 +172,19 @@ async def test_group_filters(make_scim, make_client):
     "flt",
     [
         "userName",  # no operator
-        'userName eq',  # no value
+        "userName eq",  # no value
         'userName xx "a"',  # unknown operator
         'userName eq "a" and',  # dangling logic
         '(userName eq "a"',  # unbalanced parentheses
         'userName eq "a")',
-        'userName eq unquoted',
+        "userName eq unquoted",
         'nickName eq "x"',  # an attribute this server does not have
         'emails.nope eq "x"',
-        'active gt true',  # ordering on a boolean
+        "active gt true",  # ordering on a boolean
         'active eq "yes"',  # a string for a boolean
         'meta.created co "2020"',  # substring on a dateTime
         'meta.created gt "yesterday"',  # not a dateTime
-        'userName eq 42',  # a number for a string
+        "userName eq 42",  # a number for a string
         'id gt "usr_1"',
         'urn:other:schema:userName eq "x"',
         'emails[type eq "work"',
@@ -222,8 +226,13 @@ async def test_pagination_and_sorting(people):
         await scim.get("/Users", params={**base, "sortBy": "name.familyName", "count": 2})
     ).json()
     assert {r["name"]["familyName"] for r in by_family["Resources"]} == {"Archer"}
-    for bad in ({"count": "many"}, {"startIndex": "1.5"}, {"sortOrder": "sideways"},
-                {"sortBy": "emails"}, {"sortBy": "nope"}):
+    for bad in (
+        {"count": "many"},
+        {"startIndex": "1.5"},
+        {"sortOrder": "sideways"},
+        {"sortBy": "emails"},
+        {"sortBy": "nope"},
+    ):
         assert_scim_error(await scim.get("/Users", params={**base, **bad}), 400)
 
 
@@ -254,7 +263,7 @@ async def test_search_endpoint(people):
     groups = await scim.post("/Groups/.search", {"filter": 'displayName sw "Agency"'})
     assert groups.json()["totalResults"] == 3
     assert_scim_error(await scim.post("/Users/.search", {"count": "x"}), 400)
-    assert_scim_error(await scim.post("/Users/.search", {"filter": 'a eq'}), 400, "invalidFilter")
+    assert_scim_error(await scim.post("/Users/.search", {"filter": "a eq"}), 400, "invalidFilter")
 
 
 @pytest.mark.parametrize("dialect", [sqlite.dialect(), postgresql.dialect()])
@@ -266,5 +275,7 @@ def test_filters_compile_to_sql_not_python(dialect):
     )
     sql = str(select(User.id).where(cond).compile(dialect=dialect))
     assert "EXISTS" in sql and "LIKE" in sql and "x%" not in sql
-    group_cond = filters.to_condition('members.value ne "usr_1" or displayName pr', GROUP_ATTRIBUTES)
+    group_cond = filters.to_condition(
+        'members.value ne "usr_1" or displayName pr', GROUP_ATTRIBUTES
+    )
     assert "EXISTS" in str(group_cond.compile(dialect=dialect))

@@ -11,9 +11,30 @@ from hypothesis import strategies as st
 from tests.scim.conftest import ERROR, GROUP, PATCH, SCIM_JSON, USER
 
 KEYS = [
-    "schemas", "userName", "name", "givenName", "familyName", "formatted", "emails", "value",
-    "type", "primary", "active", "externalId", "password", "groups", "displayName", "members",
-    "$ref", "id", "meta", "Operations", "op", "path", "nickName", "name.givenName",
+    "schemas",
+    "userName",
+    "name",
+    "givenName",
+    "familyName",
+    "formatted",
+    "emails",
+    "value",
+    "type",
+    "primary",
+    "active",
+    "externalId",
+    "password",
+    "groups",
+    "displayName",
+    "members",
+    "$ref",
+    "id",
+    "meta",
+    "Operations",
+    "op",
+    "path",
+    "nickName",
+    "name.givenName",
     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
 ]
 scalars = st.one_of(
@@ -23,9 +44,26 @@ scalars = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=60),
     st.sampled_from(
-        [USER, GROUP, PATCH, "", "usr_1", "grp_1", "add", "remove", "replace", "members",
-         'members[value eq "usr_1"]', "emails[type eq \"work\"].value", "active", "userName",
-         "a@b.example", "x" * 400, "2020-01-01T00:00:00Z", "User"]
+        [
+            USER,
+            GROUP,
+            PATCH,
+            "",
+            "usr_1",
+            "grp_1",
+            "add",
+            "remove",
+            "replace",
+            "members",
+            'members[value eq "usr_1"]',
+            'emails[type eq "work"].value',
+            "active",
+            "userName",
+            "a@b.example",
+            "x" * 400,
+            "2020-01-01T00:00:00Z",
+            "User",
+        ]
     ),
 )
 values = st.recursive(
@@ -38,10 +76,13 @@ values = st.recursive(
 bodies = st.one_of(
     st.dictionaries(st.sampled_from(KEYS), values, max_size=7),
     st.fixed_dictionaries(
-        {"schemas": st.just([PATCH]), "Operations": st.lists(
-            st.dictionaries(st.sampled_from(["op", "path", "value"]), values, max_size=3),
-            max_size=3,
-        )}
+        {
+            "schemas": st.just([PATCH]),
+            "Operations": st.lists(
+                st.dictionaries(st.sampled_from(["op", "path", "value"]), values, max_size=3),
+                max_size=3,
+            ),
+        }
     ),
     values,
 )
@@ -49,8 +90,20 @@ filters = st.one_of(
     st.text(max_size=80),
     st.builds(
         lambda a, op, v: f"{a} {op} {v}",
-        st.sampled_from(["userName", "emails.value", "meta.created", "active", "members.value",
-                         "displayName", "name[givenName", "id", "externalId", "x.y.z"]),
+        st.sampled_from(
+            [
+                "userName",
+                "emails.value",
+                "meta.created",
+                "active",
+                "members.value",
+                "displayName",
+                "name[givenName",
+                "id",
+                "externalId",
+                "x.y.z",
+            ]
+        ),
         st.sampled_from(["eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le", "pr", "and", "xx"]),
         st.sampled_from(['"a"', "true", "1", "null", '"2020-13-45"', '"usr_1"', "(", '"\\u0000"']),
     ),
@@ -98,8 +151,12 @@ async def test_fuzzed_scim_requests_never_5xx(make_scim):
         flt=filters,
         start=st.one_of(st.none(), st.integers(-5, 10**12), st.text(max_size=5)),
         count=st.one_of(st.none(), st.integers(-5, 10**12), st.text(max_size=5)),
-        sort=st.one_of(st.none(), st.sampled_from(["userName", "displayName", "meta.created",
-                                                     "emails", "", "name.familyName"])),
+        sort=st.one_of(
+            st.none(),
+            st.sampled_from(
+                ["userName", "displayName", "meta.created", "emails", "", "name.familyName"]
+            ),
+        ),
     )
     def reads(kind, flt, start, count, sort):
         params = {"filter": flt}

@@ -19,7 +19,10 @@ def _add(*user_ids: str) -> dict:
 async def test_built_in_groups(make_scim, make_client):
     scim = await make_scim()
     await make_client(scim.agency, legal_name="Bella Vista SARL", display_name="Bella Vista")
-    names = [g["displayName"] for g in (await scim.get("/Groups", params={"sortBy": "displayName"})).json()["Resources"]]
+    names = [
+        g["displayName"]
+        for g in (await scim.get("/Groups", params={"sortBy": "displayName"})).json()["Resources"]
+    ]
     assert names == [
         "Agency admins",
         "Agency owners",
@@ -33,9 +36,13 @@ async def test_built_in_groups(make_scim, make_client):
     shop = await make_client(scim.agency, legal_name="Kiosk", display_name="Kiosk")
     team = await scim.group_named("Client: Kiosk — owners")
     await scim.client.patch(
-        f"/api/v1/clients/{shop['id']}", headers=scim.agency.headers, json={"display_name": "Kiosk 2"}
+        f"/api/v1/clients/{shop['id']}",
+        headers=scim.agency.headers,
+        json={"display_name": "Kiosk 2"},
     )
-    assert (await scim.get(f"/Groups/{team['id']}")).json()["displayName"] == "Client: Kiosk 2 — owners"
+    assert (await scim.get(f"/Groups/{team['id']}")).json()[
+        "displayName"
+    ] == "Client: Kiosk 2 — owners"
     # Group ids are stable.
     again = await scim.group_named("Agency owners")
     assert again["id"] == owners["id"]
@@ -84,7 +91,9 @@ async def test_members_of_role_groups_are_memberships(make_scim, client):
     # The audit trail names the SCIM token as the actor of the membership changes.
     events = (
         await client.get(
-            "/api/v1/audit-events", headers=scim.agency.headers, params={"action": "membership.created"}
+            "/api/v1/audit-events",
+            headers=scim.agency.headers,
+            params={"action": "membership.created"},
         )
     ).json()["items"]
     by_directory = [e for e in events if e["actor_type"] != "operator"]  # not onboarding's
@@ -132,8 +141,12 @@ async def test_owners_stay_out_of_the_directorys_reach(make_scim, client):
     # Sending the owners group unchanged is fine (Okta pushes whole groups).
     resp = await scim.put(
         f"/Groups/{owners['id']}",
-        {"schemas": [GROUP], "displayName": "Agency owners", "members": [{"value": owner_id}],
-         "externalId": "okta-owners"},
+        {
+            "schemas": [GROUP],
+            "displayName": "Agency owners",
+            "members": [{"value": owner_id}],
+            "externalId": "okta-owners",
+        },
     )
     assert resp.status_code == 200 and resp.json()["externalId"] == "okta-owners"
 
@@ -161,7 +174,9 @@ async def test_directory_groups(make_scim, client):
     assert group["members"][0]["$ref"].endswith(f"/Users/{eve['id']}")
     assert await _memberships(client, scim.agency, eve["id"]) == []  # grants nothing
     assert_scim_error(
-        await scim.post("/Groups", {"schemas": [GROUP], "displayName": "marketing"}), 409, "uniqueness"
+        await scim.post("/Groups", {"schemas": [GROUP], "displayName": "marketing"}),
+        409,
+        "uniqueness",
     )
     path = f"/Groups/{group['id']}"
     resp = await scim.patch(
@@ -173,12 +188,19 @@ async def test_directory_groups(make_scim, client):
     assert [m["value"] for m in body["members"]] == [eve["id"], fay["id"]]
     user = (await scim.get(f"/Users/{fay['id']}")).json()
     assert user["groups"] == [
-        {"value": group["id"], "$ref": body["meta"]["location"], "display": "Growth", "type": "direct"}
+        {
+            "value": group["id"],
+            "$ref": body["meta"]["location"],
+            "display": "Growth",
+            "type": "direct",
+        }
     ]
     resp = await scim.put(
         path, {"schemas": [GROUP], "displayName": "Growth", "members": [{"value": fay["id"]}]}
     )
-    assert [m["value"] for m in resp.json()["members"]] == [fay["id"]] and "externalId" not in resp.json()
+    assert [m["value"] for m in resp.json()["members"]] == [
+        fay["id"]
+    ] and "externalId" not in resp.json()
     # Deleting a member user takes them out of the group.
     await scim.delete(f"/Users/{fay['id']}")
     assert "members" not in (await scim.get(path)).json()
@@ -195,7 +217,14 @@ async def test_bad_groups(make_scim):
         ({"schemas": [GROUP], "displayName": "  "}, 400),
         ({"schemas": [GROUP], "displayName": "X", "members": [{"value": "usr_1"}]}, 400),
         ({"schemas": [GROUP], "displayName": "X", "members": [{"value": "nope"}]}, 400),
-        ({"schemas": [GROUP], "displayName": "X", "members": [{"value": user["id"], "type": "Group"}]}, 400),
+        (
+            {
+                "schemas": [GROUP],
+                "displayName": "X",
+                "members": [{"value": user["id"], "type": "Group"}],
+            },
+            400,
+        ),
         ({"schemas": [GROUP], "displayName": "X", "members": "everyone"}, 400),
         ({"schemas": [GROUP], "displayName": "x" * 300}, 400),
     ):
@@ -213,7 +242,9 @@ async def test_group_if_match(make_scim):
     scim = await make_scim()
     user = await scim.create_user("hal@example.com")
     staff = await scim.group_named("Agency staff")
-    stale = await scim.patch(f"/Groups/{staff['id']}", _add(user["id"]), headers={"If-Match": 'W/"x"'})
+    stale = await scim.patch(
+        f"/Groups/{staff['id']}", _add(user["id"]), headers={"If-Match": 'W/"x"'}
+    )
     assert_scim_error(stale, 412)
     ok = await scim.patch(
         f"/Groups/{staff['id']}", _add(user["id"]), headers={"If-Match": staff["meta"]["version"]}

@@ -21,8 +21,13 @@ async def test_other_agencys_ids_are_404_and_untouched(make_scim, make_client):
     user_ops = [
         ("GET", None),
         ("PUT", {"schemas": [USER], "userName": "pwned@example.com"}),
-        ("PATCH", {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                   "Operations": [{"op": "replace", "path": "active", "value": False}]}),
+        (
+            "PATCH",
+            {
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "replace", "path": "active", "value": False}],
+            },
+        ),
         ("DELETE", None),
     ]
     for method, body in user_ops:
@@ -30,8 +35,13 @@ async def test_other_agencys_ids_are_404_and_untouched(make_scim, make_client):
     group_ops = [
         ("GET", None),
         ("PUT", {"schemas": [GROUP], "displayName": "pwned", "members": []}),
-        ("PATCH", {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                   "Operations": [{"op": "remove", "path": "members"}]}),
+        (
+            "PATCH",
+            {
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "remove", "path": "members"}],
+            },
+        ),
         ("DELETE", None),
     ]
     for gid in (group["id"], team["id"], staff["id"]):
@@ -40,10 +50,13 @@ async def test_other_agencys_ids_are_404_and_untouched(make_scim, make_client):
     # B cannot put A's user into its own groups either.
     b_staff = await b.group_named("Agency staff")
     resp = await b.patch(
-        f"/Groups/{b_staff['id']}", {"op": "add", "path": "members", "value": [{"value": user["id"]}]}
+        f"/Groups/{b_staff['id']}",
+        {"op": "add", "path": "members", "value": [{"value": user["id"]}]},
     )
     assert_scim_error(resp, 400)
-    resp = await b.post("/Groups", {"schemas": [GROUP], "displayName": "x", "members": [{"value": user["id"]}]})
+    resp = await b.post(
+        "/Groups", {"schemas": [GROUP], "displayName": "x", "members": [{"value": user["id"]}]}
+    )
     assert_scim_error(resp, 400)
     after = {
         "user": (await a.get(f"/Users/{user['id']}")).json(),
@@ -60,7 +73,10 @@ async def test_lists_and_filters_stay_inside_the_agency(make_scim, make_client):
     await b.create_user("only-b@example.com", externalId="shared-ext")
     group = await a.create_group("A only", [user["id"]])
     users_b = (await b.get("/Users", params={"count": 200})).json()
-    assert {u["userName"] for u in users_b["Resources"]} == {"only-b@example.com", b.agency.owner_email}
+    assert {u["userName"] for u in users_b["Resources"]} == {
+        "only-b@example.com",
+        b.agency.owner_email,
+    }
     assert users_b["totalResults"] == 2
     for flt in (
         f'id eq "{user["id"]}"',
@@ -72,9 +88,15 @@ async def test_lists_and_filters_stay_inside_the_agency(make_scim, make_client):
     assert [u["userName"] for u in found["Resources"]] == ["only-b@example.com"]
     groups_b = (await b.get("/Groups")).json()
     assert {g["displayName"] for g in groups_b["Resources"]} == {
-        "Agency owners", "Agency admins", "Agency staff"
+        "Agency owners",
+        "Agency admins",
+        "Agency staff",
     }
-    for flt in (f'members.value eq "{user["id"]}"', 'displayName co "A "', f'id eq "{group["id"]}"'):
+    for flt in (
+        f'members.value eq "{user["id"]}"',
+        'displayName co "A "',
+        f'id eq "{group["id"]}"',
+    ):
         assert (await b.get("/Groups", params={"filter": flt})).json()["totalResults"] == 0
     # The same display name may exist in both agencies.
     assert (await b.create_group("A only"))["id"] != group["id"]

@@ -56,14 +56,20 @@ async def test_add(make_scim):
     user = await scim.create_user("add@example.com")
     path = f"/Users/{user['id']}"
     got = await _patch_ok(
-        scim, path, {"op": "add", "path": "emails", "value": [{"value": "a@x.example", "type": "work"}]}
+        scim,
+        path,
+        {"op": "add", "path": "emails", "value": [{"value": "a@x.example", "type": "work"}]},
     )
     assert got["emails"] == [{"value": "a@x.example", "type": "work"}]
     got = await _patch_ok(
-        scim, path, {"op": "add", "path": "emails", "value": [{"value": "b@x.example", "type": "home"}]}
+        scim,
+        path,
+        {"op": "add", "path": "emails", "value": [{"value": "b@x.example", "type": "home"}]},
     )
     assert [e["value"] for e in got["emails"]] == ["a@x.example", "b@x.example"]  # appended
-    got = await _patch_ok(scim, path, {"op": "add", "value": {"externalId": "ext", "name": {"givenName": "Al"}}})
+    got = await _patch_ok(
+        scim, path, {"op": "add", "value": {"externalId": "ext", "name": {"givenName": "Al"}}}
+    )
     assert got["externalId"] == "ext" and got["name"]["givenName"] == "Al"
     # Entra ID: add into a filtered path that matches nothing creates the entry.
     got = await _patch_ok(
@@ -77,7 +83,9 @@ async def test_value_filtered_paths(make_scim):
     user = await _user(scim)
     path = f"/Users/{user['id']}"
     got = await _patch_ok(
-        scim, path, {"op": "replace", "path": 'emails[type eq "work"].value', "value": "pat@new.example"}
+        scim,
+        path,
+        {"op": "replace", "path": 'emails[type eq "work"].value', "value": "pat@new.example"},
     )
     assert got["emails"][0] == {"value": "pat@new.example", "type": "work", "primary": True}
     got = await _patch_ok(scim, path, {"op": "remove", "path": 'emails[type eq "home"]'})

@@ -3,14 +3,15 @@ answers 401 to a missing, wrong, revoked or other agency's token, in SCIM's erro
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 
 from sqlalchemy import select
 
-from services.kit.db import unit_of_work
 from services.kit.crypto import sha256_hex
+from services.kit.db import unit_of_work
 from services.scim.models import ScimToken
 from tenants.context import TenantContext
 from tenants.scoping import set_tenant
@@ -104,9 +105,20 @@ async def test_unknown_agency_is_404(make_scim):
 
 async def test_cli_creates_a_token(make_agency, client):
     agency = await make_agency()
-    out = subprocess.run(
-        [sys.executable, "-m", "services.cli", "scim-token", "create", "--agency", agency.slug,
-         "--name", "Okta", "--json"],
+    out = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "scim-token",
+            "create",
+            "--agency",
+            agency.slug,
+            "--name",
+            "Okta",
+            "--json",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -122,7 +134,8 @@ async def test_cli_creates_a_token(make_agency, client):
     assert resp.status_code == 200, resp.text
     listed = (await client.get("/api/v1/scim-tokens", headers=agency.headers)).json()
     assert [t["name"] for t in listed] == ["Okta"]
-    bad = subprocess.run(
+    bad = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "services.cli", "scim-token", "create", "--agency", "nope-nope"],
         cwd=ROOT,
         capture_output=True,

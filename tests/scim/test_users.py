@@ -66,9 +66,7 @@ async def test_user_name_is_unique_case_insensitively(make_scim):
     scim = await make_scim()
     await scim.create_user("dup@example.com")
     assert_scim_error(await scim.post("/Users", _user("DUP@example.com")), 409, "uniqueness")
-    assert_scim_error(
-        await scim.post("/Users", _user(scim.agency.owner_email)), 409, "uniqueness"
-    )
+    assert_scim_error(await scim.post("/Users", _user(scim.agency.owner_email)), 409, "uniqueness")
     other = await scim.create_user("other@example.com")
     resp = await scim.put(f"/Users/{other['id']}", _user("Dup@Example.com"))
     assert_scim_error(resp, 409, "uniqueness")
@@ -92,9 +90,16 @@ async def test_bad_users_are_400(make_scim):
         (_user("e@example.com", emails=[{"type": "work"}]), "invalidValue"),
         (_user("t@example.com", active="sometimes"), None),
         (_user("n@example.com", name="not an object"), None),
-        (_user("two@example.com", emails=[
-            {"value": "a@x.com", "primary": True}, {"value": "b@x.com", "primary": True}
-        ]), None),
+        (
+            _user(
+                "two@example.com",
+                emails=[
+                    {"value": "a@x.com", "primary": True},
+                    {"value": "b@x.com", "primary": True},
+                ],
+            ),
+            None,
+        ),
         ({"schemas": ["urn:nope"], "userName": "s@example.com"}, None),
     ):
         resp = await scim.post("/Users", body)
@@ -149,7 +154,9 @@ async def _signed_in(agency_id, email: str) -> str:
         async with unscoped(session, "test: load the agency"):
             from sqlalchemy import select
 
-            agency = (await session.execute(select(Agency).where(Agency.id == agency_id))).scalar_one()
+            agency = (
+                await session.execute(select(Agency).where(Agency.id == agency_id))
+            ).scalar_one()
         from tenants.context import TenantContext
         from tenants.scoping import set_tenant
 
@@ -165,7 +172,9 @@ async def _session_valid(agency_id, token: str) -> bool:
 
     async with unit_of_work() as session:
         async with unscoped(session, "test: load the agency"):
-            agency = (await session.execute(select(Agency).where(Agency.id == agency_id))).scalar_one()
+            agency = (
+                await session.execute(select(Agency).where(Agency.id == agency_id))
+            ).scalar_one()
         return await identity.resolve_browser_session(session, agency, token) is not None
 
 
@@ -174,7 +183,9 @@ async def test_deactivation_disables_and_signs_out(make_scim, client):
     user = await scim.create_user("leaver@example.com", password=PASSWORD)
     token = await _signed_in(scim.agency.id, "leaver@example.com")
     assert await _session_valid(scim.agency.id, token)
-    resp = await scim.patch(f"/Users/{user['id']}", {"op": "replace", "path": "active", "value": False})
+    resp = await scim.patch(
+        f"/Users/{user['id']}", {"op": "replace", "path": "active", "value": False}
+    )
     assert resp.status_code == 200 and resp.json()["active"] is False
     assert not await _session_valid(scim.agency.id, token)
     api = (await client.get(f"/api/v1/users/{user['id']}", headers=scim.agency.headers)).json()
@@ -191,7 +202,9 @@ async def test_deactivation_disables_and_signs_out(make_scim, client):
     # Reactivation lets them sign in again.
     resp = await scim.patch(f"/Users/{user['id']}", {"op": "replace", "value": {"active": True}})
     assert resp.status_code == 200 and resp.json()["active"] is True
-    assert await _session_valid(scim.agency.id, await _signed_in(scim.agency.id, "leaver@example.com"))
+    assert await _session_valid(
+        scim.agency.id, await _signed_in(scim.agency.id, "leaver@example.com")
+    )
 
 
 async def test_delete_disables_signs_out_and_hides(make_scim, client):
@@ -199,7 +212,8 @@ async def test_delete_disables_signs_out_and_hides(make_scim, client):
     user = await scim.create_user("gone@example.com", password=PASSWORD)
     admins = await scim.group_named("Agency admins")
     await scim.patch(
-        f"/Groups/{admins['id']}", {"op": "add", "path": "members", "value": [{"value": user["id"]}]}
+        f"/Groups/{admins['id']}",
+        {"op": "add", "path": "members", "value": [{"value": user["id"]}]},
     )
     token = await _signed_in(scim.agency.id, "gone@example.com")
     assert (await scim.delete(f"/Users/{user['id']}")).status_code == 204
@@ -221,7 +235,9 @@ async def test_owners_cannot_be_deactivated_or_deleted_by_the_directory(make_sci
     scim = await make_scim()
     found = await scim.get("/Users", params={"filter": f'userName eq "{scim.agency.owner_email}"'})
     owner = found.json()["Resources"][0]
-    resp = await scim.patch(f"/Users/{owner['id']}", {"op": "replace", "path": "active", "value": False})
+    resp = await scim.patch(
+        f"/Users/{owner['id']}", {"op": "replace", "path": "active", "value": False}
+    )
     assert_scim_error(resp, 403)
     assert_scim_error(await scim.delete(f"/Users/{owner['id']}"), 403)
     resp = await scim.put(f"/Users/{owner['id']}", _user(scim.agency.owner_email, active=False))
@@ -246,7 +262,9 @@ async def test_if_match(make_scim):
     assert ok.status_code == 200
     assert ok.headers["etag"] != version
     assert_scim_error(
-        await scim.put(f"/Users/{user['id']}", _user("etag@example.com"), headers={"If-Match": version}),
+        await scim.put(
+            f"/Users/{user['id']}", _user("etag@example.com"), headers={"If-Match": version}
+        ),
         412,
     )
     assert_scim_error(await scim.delete(f"/Users/{user['id']}", headers={"If-Match": version}), 412)
@@ -261,7 +279,9 @@ async def test_attributes_and_excluded_attributes(make_scim):
     )
     one = (await scim.get(f"/Users/{user['id']}", params={"attributes": "userName"})).json()
     assert set(one) == {"schemas", "id", "userName"}
-    less = (await scim.get(f"/Users/{user['id']}", params={"excludedAttributes": "emails,name"})).json()
+    less = (
+        await scim.get(f"/Users/{user['id']}", params={"excludedAttributes": "emails,name"})
+    ).json()
     assert "emails" not in less and "name" not in less and less["userName"] == "attrs@example.com"
     listed = (
         await scim.get("/Users", params={"attributes": "emails", "filter": 'userName sw "attrs"'})
