@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # The PostgreSQL role used by the explicit, audited unscoped() bypass.
     db_operator_role: str = "switchboard_operator"
     max_body_bytes: int = 1_048_576
+    # How long a resolved API key is reused without a database lookup (0: never). Revocation
+    # is immediate in the process that revokes; other processes follow within this time.
+    api_key_cache_seconds: float = 5.0
     session_ttl_hours: int = 12
     smtp_host: str = ""
     smtp_port: int = 25

@@ -4,6 +4,7 @@ memberships and invitations. No HTTP here; endpoints and the portal call these."
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,11 +64,49 @@ def agency_of_api_key(raw: str) -> uuid.UUID | None:
     return ids.decode("a", f"a_{parts[1]}")
 
 
+class _PrincipalCache:
+    """Resolved API keys, by key hash, for a few seconds (SWITCHBOARD_API_KEY_CACHE_SECONDS):
+    the hot path then needs no lookup round trip. Revoking a key or changing an agency clears
+    this process's entries at once; other processes follow within the TTL."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._entries: dict[str, tuple[float, Principal, datetime | None]] = {}
+        self._max = max_entries
+
+    def get(self, key_hash: str) -> Principal | None:
+        hit = self._entries.get(key_hash)
+        if hit is None:
+            return None
+        expires, principal, key_expires = hit
+        if time.monotonic() >= expires or (key_expires is not None and key_expires <= utcnow()):
+            self._entries.pop(key_hash, None)
+            return None
+        return principal
+
+    def put(self, key_hash: str, principal: Principal, key_expires: datetime | None) -> None:
+        ttl = get_settings().api_key_cache_seconds
+        if ttl <= 0:
+            return
+        if len(self._entries) >= self._max:
+            self._entries.pop(next(iter(self._entries)))
+        self._entries[key_hash] = (time.monotonic() + ttl, principal, key_expires)
+
+    def forget(self, key_hash: str | None = None) -> None:
+        if key_hash is None:
+            self._entries.clear()
+        else:
+            self._entries.pop(key_hash, None)
+
+
+principal_cache = _PrincipalCache()
+
+
 async def resolve_bearer(session: AsyncSession, raw: str) -> Principal:
     """Turn an `Authorization: Bearer` value into a Principal, and scope the session to it."""
     settings = get_settings()
+    key_hash = sha256_hex(raw)
     if settings.operator_api_key and constant_time_equal(
-        sha256_hex(raw), sha256_hex(settings.operator_api_key)
+        key_hash, sha256_hex(settings.operator_api_key)
     ):
         principal = Principal.operator()
         session.info["principal"] = principal
@@ -75,8 +114,12 @@ async def resolve_bearer(session: AsyncSession, raw: str) -> Principal:
     agency_id = agency_of_api_key(raw)
     if agency_id is None:
         raise Unauthorized("the bearer token is not a Switchboard API key")
+    cached = principal_cache.get(key_hash)
+    if cached is not None and cached.agency_id == agency_id:
+        await scope_to(session, cached)
+        return cached
     await set_tenant(session, TenantContext.for_agency(agency_id))
-    found = await repo.api_key_with_agency(session, sha256_hex(raw))
+    found = await repo.api_key_with_agency(session, key_hash)
     now = utcnow()
     if found is None:
         raise Unauthorized("the API key is unknown, revoked or expired")
@@ -98,6 +141,7 @@ async def resolve_bearer(session: AsyncSession, raw: str) -> Principal:
         api_key_id=key.id,
         label=f"API key {key.name}",
     )
+    principal_cache.put(key_hash, principal, key.expires_at)
     await scope_to(session, principal)
     return principal
 
@@ -147,6 +191,7 @@ async def revoke_api_key(session: AsyncSession, principal: Principal, key_id: uu
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         await session.flush()
+    principal_cache.forget(key.key_hash)
     return key
 
 

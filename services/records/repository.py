@@ -21,6 +21,26 @@ class ClientSort(StrEnum):
     NAME = "display_name"
 
 
+async def get_with_staff(
+    session: AsyncSession, client_id: uuid.UUID
+) -> tuple[Client, list[uuid.UUID]] | None:
+    """A client and its assigned staff in one round trip (the hot path of the API)."""
+    stmt = (
+        select(Client, ClientAssignment.user_id)
+        .outerjoin(
+            ClientAssignment,
+            (ClientAssignment.agency_id == Client.agency_id)
+            & (ClientAssignment.client_id == Client.id),
+        )
+        .where(Client.id == client_id)
+        .order_by(ClientAssignment.created_at)
+    )
+    rows = (await session.execute(stmt)).all()
+    if not rows:
+        return None
+    return rows[0][0], [user_id for _, user_id in rows if user_id is not None]
+
+
 async def get(session: AsyncSession, client_id: uuid.UUID) -> Client | None:
     return (
         await session.execute(select(Client).where(Client.id == client_id))

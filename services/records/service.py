@@ -89,11 +89,10 @@ async def create(session: AsyncSession, principal: Principal, data: ClientCreate
 
 
 async def get(session: AsyncSession, client_id: uuid.UUID) -> ClientView:
-    client = await repo.get(session, client_id)
-    if client is None:
+    found = await repo.get_with_staff(session, client_id)
+    if found is None:
         raise NotFound("no such client")
-    staff = await repo.staff_of(session, [client.id])
-    return ClientView(client, staff.get(client.id, []))
+    return ClientView(*found)
 
 
 async def page(
