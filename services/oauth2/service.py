@@ -254,11 +254,17 @@ async def authorize(
 ) -> AuthorizeOutcome:
     """The authorization endpoint. `decision` is None for the request itself, True/False when
     the person answered the consent screen."""
-    if principal is None:
-        await set_tenant(session, TenantContext.for_agency(agency.id))
     end_user = await end_user_of(session, principal)
+    await _agency_wide(session, agency, principal)
     ctx = context(session, agency)
     return await _run(session, ctx, lambda: _authorize(ctx, snap, end_user, decision))
+
+
+async def _agency_wide(session: AsyncSession, agency: Agency, principal: Principal | None) -> None:
+    """The provider's rows (clients, codes, consents, tokens) are agency-level: it works on
+    the person's behalf in the agency-wide scope, whatever that person's own client scope;
+    the person stays the actor of what it writes to the audit trail."""
+    await set_tenant(session, TenantContext.for_agency(agency.id), principal)
 
 
 def _redirect_error(err: OAuth2Error) -> Redirect:
@@ -397,8 +403,7 @@ async def logout(
     *,
     confirmed: bool,
 ) -> LogoutOutcome:
-    if principal is None:
-        await set_tenant(session, TenantContext.for_agency(agency.id))
+    await _agency_wide(session, agency, principal)
     ctx = context(session, agency)
 
     def validate() -> tuple[LogoutOutcome, str | None]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import httpx
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from services.kit.types import utcnow
 from services.oauth2 import server as provider
-from tests.oauth2.conftest import REDIRECT, pkce, query_of
+from tests.oauth2.conftest import REDIRECT, csrf_of, pkce, query_of
 
 
 async def _keyset(oidc, agency) -> KeySet:
@@ -240,3 +241,52 @@ async def test_unknown_agency_issuer_is_404(oidc):
     assert resp.status_code == 404
     resp = await oidc.api.post("/a/no-such-agency-x/oauth2/token", data={"grant_type": "x"})
     assert resp.status_code == 404
+
+
+async def test_a_client_user_launches_a_solution(oidc, make_agency, make_client, client):
+    """A client-scoped person (narrowest tenant scope, its own database role on PostgreSQL)
+    opens solutions: no password prompt, their business in the claims, consent and sign-out
+    work for them too."""
+    agency = await make_agency()
+    shop = await make_client(agency, legal_name="Florist SAS", display_name="Florist")
+    invited = await client.post(
+        "/api/v1/invitations",
+        headers=agency.headers,
+        json={
+            "email": "flo@florist.example",
+            "role": "client_member",
+            "client_id": shop["id"],
+            "name": "Flo",
+        },
+    )
+    assert invited.status_code == 201, invited.text
+    path = httpx.URL(invited.json()["url"]).path
+    b = oidc.browser()
+    page = await b.get(path)
+    password = "florist-pass-123"
+    accepted = await b.post(
+        path,
+        data={
+            "name": "Flo",
+            "password": password,
+            "password_confirm": password,
+            "csrf_token": csrf_of(page.text),
+        },
+    )
+    assert accepted.status_code == 303, accepted.text[:300]
+    rp = await oidc.register(agency, name="Shop sync", first_party=True)
+    tokens = await oidc.tokens(rp, b)
+    third_party = await oidc.register(agency, name="Reviews")
+    assert (await oidc.tokens(third_party, b))["id_token"]  # through the consent screen
+    info = (await oidc.userinfo(agency, tokens["access_token"])).json()
+    assert info["email"] == "flo@florist.example"
+    assert info["roles"] == ["client_member"]
+    assert info["memberships"] == [
+        {"role": "client_member", "client_id": shop["id"], "client_name": "Florist"}
+    ]
+    refreshed = await oidc.refresh(rp, tokens["refresh_token"])
+    assert refreshed.status_code == 200
+    logout = await b.get(
+        f"/a/{agency.slug}/oauth2/logout", params={"id_token_hint": tokens["id_token"]}
+    )
+    assert logout.status_code == 200 and "You are signed out" in logout.text
