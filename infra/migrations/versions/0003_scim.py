@@ -1,7 +1,7 @@
 """scim
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Creates the SCIM tables: per-agency provisioning tokens (SHA-256 only), the SCIM side of a
 user (externalId, name parts, e-mail addresses, deletion by the directory) and the groups a
 directory sees (built-in role and client-team groups, and directory groups with their
@@ -19,7 +19,7 @@ from services.kit.types import UTCDateTime
 from tenants.rls import enable_tenant_rls
 
 revision: str = "0003"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

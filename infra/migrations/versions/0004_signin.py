@@ -1,7 +1,7 @@
 """sign-in hardening: throttling counters, password-reset links
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0003
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from services.kit.types import UTCDateTime
 from tenants.rls import enable_tenant_rls
 
 revision: str = "0004"
-down_revision: str | None = "0001"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
