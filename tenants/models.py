@@ -35,6 +35,9 @@ class Agency(Timestamped, SQLModel, table=True):
     brand_primary_color: str = Field(default="#2563eb", max_length=7)
     brand_accent_color: str = Field(default="#0f172a", max_length=7)
     support_email: str | None = Field(default=None, max_length=320)
+    # The sender of the e-mail the platform sends for this agency (invitations, resets).
+    mail_from_name: str | None = Field(default=None, max_length=120)
+    mail_from_address: str | None = Field(default=None, max_length=320)
 
 
 class LifecycleStage(StrEnum):

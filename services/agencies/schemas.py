@@ -40,6 +40,8 @@ class Branding(StrictInput):
     brand_primary_color: Color | None = None
     brand_accent_color: Color | None = None
     support_email: EmailStr | None = None
+    mail_from_name: str | None = Field(default=None, min_length=1, max_length=120)
+    mail_from_address: EmailStr | None = None
 
 
 class AgencyCreate(StrictInput):
@@ -63,6 +65,8 @@ class AgencyOut(Output):
     brand_primary_color: str
     brand_accent_color: str
     support_email: str | None
+    mail_from_name: str | None
+    mail_from_address: str | None
     created_at: datetime
     updated_at: datetime
 

@@ -58,7 +58,7 @@ async def onboard(session: AsyncSession, data: AgencyCreate) -> OnboardedAgency:
 
 def _apply(agency: Agency, data: Branding) -> None:
     fields: dict[str, Any] = data.model_dump(exclude_unset=True)
-    for key in ("brand_logo_url", "support_email"):
+    for key in ("brand_logo_url", "support_email", "mail_from_address"):
         if fields.get(key) is not None:
             fields[key] = str(getattr(data, key))
     if "name" in fields and fields["name"] is None:

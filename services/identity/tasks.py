@@ -30,7 +30,8 @@ async def deliver_invitation(session: AsyncSession, invitation_id: str, url: str
         to=inv.email,
         subject=f"{agency_name} invited you to Switchboard",
         body=body,
-        sender_name=agency_name,
+        sender_name=(agency.mail_from_name if agency else None) or agency_name,
+        sender_address=agency.mail_from_address if agency else None,
     )
 
 
@@ -62,5 +63,6 @@ async def deliver_password_reset(session: AsyncSession, reset_id: str, url: str)
         to=user.email,
         subject=f"Reset your {agency.name} password",
         body=body,
-        sender_name=agency.name,
+        sender_name=agency.mail_from_name or agency.name,
+        sender_address=agency.mail_from_address,
     )

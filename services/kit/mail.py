@@ -7,7 +7,7 @@ import ssl
 import uuid
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import formataddr, make_msgid
+from email.utils import formataddr, make_msgid, parseaddr
 from typing import ClassVar
 
 import anyio
@@ -61,13 +61,14 @@ async def send(
     subject: str,
     body: str,
     sender_name: str | None = None,
+    sender_address: str | None = None,
 ) -> OutboundEmail:
+    """Record and (with SMTP configured) send one message. The sender is the agency's own
+    name and address when it set them, else the platform's address under the agency's name."""
     settings = get_settings()
     msg = EmailMessage()
-    sender = settings.smtp_sender
-    if sender_name:
-        addr = sender.split("<")[-1].rstrip(">").strip() if "<" in sender else sender
-        sender = formataddr((sender_name, addr))
+    default_name, default_address = parseaddr(settings.smtp_sender)
+    sender = formataddr((sender_name or default_name, sender_address or default_address))
     msg["From"] = sender
     msg["To"] = to
     msg["Subject"] = subject

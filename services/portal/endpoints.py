@@ -528,7 +528,7 @@ async def reset(request: Request, token: str, agency: PublicAgency, session: DBS
 # ---- agency branding ----------------------------------------------------------------------------
 
 BRANDING_FIELDS = ("name", "brand_logo_url", "brand_primary_color", "brand_accent_color",
-                   "support_email")
+                   "support_email", "mail_from_name", "mail_from_address")
 
 
 def _branding_page(
@@ -556,6 +556,8 @@ async def branding_update(
             "name": values["name"],
             "brand_logo_url": values["brand_logo_url"] or None,
             "support_email": values["support_email"] or None,
+            "mail_from_name": values["mail_from_name"] or None,
+            "mail_from_address": values["mail_from_address"] or None,
             **{k: values[k] for k in ("brand_primary_color", "brand_accent_color") if values[k]},
         })
     except forms.FormErrors as exc:

@@ -209,3 +209,25 @@ async def _owner_cannot_leave_agency_ownerless(agency, membership_public_id):
         async with unit_of_work() as session:
             await scope_to(session, owner)
             await identity.remove_membership(session, owner, mid)
+
+
+async def test_invitations_come_from_the_agencys_own_sender(client, make_agency, mailbox):
+    agency = await make_agency(name="Sender Co")
+    resp = await client.patch(
+        "/api/v1/agency",
+        headers=agency.headers,
+        json={"mail_from_name": "Sender Co Team", "mail_from_address": "team@sender.example"},
+    )
+    assert resp.status_code == 200 and resp.json()["mail_from_address"] == "team@sender.example"
+    email = f"new+{agency.slug}@example.com"
+    await client.post(
+        "/api/v1/invitations",
+        headers=agency.headers,
+        json={"email": email, "role": "agency_staff"},
+    )
+    await wait_for_jobs(lambda: bool(mailbox.to(email)))
+    assert mailbox.to(email)[0]["from"] == "Sender Co Team <team@sender.example>"
+    bad = await client.patch(
+        "/api/v1/agency", headers=agency.headers, json={"mail_from_address": "not-an-address"}
+    )
+    assert bad.status_code == 422

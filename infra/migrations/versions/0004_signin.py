@@ -1,4 +1,4 @@
-"""sign-in hardening: throttling counters, password-reset links
+"""sign-in hardening: throttling counters, password-reset links, per-agency e-mail sender
 
 Revision ID: 0004
 Revises: 0003
@@ -65,7 +65,14 @@ def upgrade() -> None:
         )
     enable_tenant_rls(op, "password_resets")
 
+    with op.batch_alter_table("agencies") as batch_op:
+        batch_op.add_column(sa.Column("mail_from_name", sa.String(length=120), nullable=True))
+        batch_op.add_column(sa.Column("mail_from_address", sa.String(length=320), nullable=True))
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("agencies") as batch_op:
+        batch_op.drop_column("mail_from_address")
+        batch_op.drop_column("mail_from_name")
     op.drop_table("password_resets")
     op.drop_table("auth_throttles")
