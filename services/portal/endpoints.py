@@ -567,6 +567,18 @@ async def branding_update(
     return _flash_redirect(f"/a/{agency.slug}/settings/branding", agency.slug, "branding_saved")
 
 
+# ---- e-mail outbox ------------------------------------------------------------------------------
+
+
+@router.get("/settings/outbox", name="portal_outbox")
+async def outbox(
+    request: Request, agency: PortalAgency, principal: AgencyManage, session: DBSession
+) -> Response:
+    items = await portal.outbox(session)
+    return page(request, "outbox.html",
+                {"nav": "outbox", "items": items, "smtp": bool(get_settings().smtp_host)})
+
+
 # ---- mounting -----------------------------------------------------------------------------------
 
 

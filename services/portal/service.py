@@ -6,6 +6,7 @@ the tenant (and client) scope the portal's principal dependency put on the sessi
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -369,3 +370,33 @@ async def invitation_view(session: AsyncSession, inv: Invitation) -> InvitationV
         has_account=user is not None and user.password_hash is not None,
         agency_role=role in AGENCY_ROLES,
     )
+
+
+# ---- e-mail outbox ----------------------------------------------------------------------------
+
+# Single-use links in a message are secrets of its recipient: an admin reading the outbox must
+# not be able to take over the account an invitation or a password reset was meant for.
+_LINK_TOKEN = re.compile(r"(/(?:invite|reset)/)[A-Za-z0-9]+")
+
+
+@dataclass
+class OutboxItem:
+    id: str
+    to: str
+    subject: str
+    status: str
+    error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+    body: str
+
+
+async def outbox(session: AsyncSession, limit: int = 100) -> list[OutboxItem]:
+    return [
+        OutboxItem(
+            id=ids.encode("msg", m.id), to=m.to_address, subject=m.subject, status=m.status,
+            error=m.error, created_at=m.created_at, sent_at=m.sent_at,
+            body=_LINK_TOKEN.sub(r"\1[link hidden]", m.body_text),
+        )
+        for m in await repo.outbox(session, limit)
+    ]
