@@ -92,13 +92,26 @@ async def unscoped(session: AsyncSession, reason: str) -> AsyncIterator[AsyncSes
     try:
         yield session
         await session.flush()  # writes made here are flushed under the bypass they were made in
-    finally:
-        if previous is None:
-            session.info.pop(TENANT_KEY, None)
-            if session.in_transaction():
-                await _reapply(session, None)
-        else:
-            await set_tenant(session, previous)
+    except BaseException:
+        # The transaction failed and will be rolled back: restore the context without touching
+        # the database (any statement now would fail and hide the original error). The next
+        # transaction applies the restored context when it begins.
+        _restore_info(session, previous)
+        session.info.pop(_APPLIED_KEY, None)
+        raise
+    if previous is None:
+        _restore_info(session, None)
+        if session.in_transaction():
+            await _reapply(session, None)
+    else:
+        await set_tenant(session, previous)
+
+
+def _restore_info(session: AsyncSession, previous: TenantContext | None) -> None:
+    if previous is None:
+        session.info.pop(TENANT_KEY, None)
+    else:
+        session.info[TENANT_KEY] = previous
 
 
 # ---- PostgreSQL: role and tenant per transaction ----------------------------------------

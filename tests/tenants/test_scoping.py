@@ -120,3 +120,20 @@ async def test_client_scoped_person_sees_themselves_but_not_other_users(
         seen = sorted((await session.execute(select(User.email))).scalars())
     # themselves and the people of their clients; not the owner, not other clients' people
     assert seen == ["m@example.com", "staff@example.com"]
+
+
+async def test_an_error_inside_unscoped_is_not_masked(client):
+    """A failing statement inside the bypass surfaces as itself, and the session's context
+    is restored for the next transaction."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from services.kit.db import unit_of_work
+    from tenants.scoping import current_tenant, unscoped
+
+    with pytest.raises(DBAPIError) as err:
+        async with unit_of_work() as session:
+            async with unscoped(session, "test: failing statement"):
+                await session.execute(text("SELECT * FROM no_such_table"))
+    assert "no_such_table" in str(err.value)
+    assert current_tenant(session) is None
