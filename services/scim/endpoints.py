@@ -21,7 +21,6 @@ from scim2_models import (
     InvalidValueException,
     ListResponse,
     NotFoundException,
-    NotImplementedException,
     PatchOp,
     ResponseParameters,
     SCIMException,
@@ -469,10 +468,25 @@ async def delete_group(
 
 
 @scim_router.post("/.search", name="scim_search_all")
-async def search_all(principal: ScimCaller) -> Response:
-    raise NotImplementedException(
-        detail="search one resource type: /Users/.search or /Groups/.search"
-    )
+async def search_all(request: Request, principal: ScimCaller, session: DBSession) -> Response:
+    """Search Users and Groups at once: Users first, then Groups."""
+    query, params = _query(await _json_body(request))
+    total, states = await service.search_all(session, query)
+    resources = [
+        (_user(x, principal) if isinstance(x, service.UserState) else _group(x, principal))
+        for x in states
+    ]
+    body = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        "totalResults": total,
+        "startIndex": query.start_index,
+        "itemsPerPage": len(resources),
+        "Resources": [
+            r.model_dump(scim_ctx=Context.SEARCH_RESPONSE, response_parameters=params)
+            for r in resources
+        ],
+    }
+    return ScimResponse(body)
 
 
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]

@@ -17,7 +17,7 @@ Semantics:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -93,6 +93,10 @@ def invalid(detail: str, expression: str | None = None) -> InvalidFilterExceptio
     return InvalidFilterException(detail=detail, filter=expression)
 
 
+class UnknownAttribute(InvalidFilterException):
+    """The filter names an attribute this resource type does not have."""
+
+
 def parse(expression: str) -> FilterNode:
     """The syntax tree of a filter; a malformed one is an `invalidFilter` error."""
     if len(expression) > MAX_FILTER_LENGTH:
@@ -110,6 +114,18 @@ def parse(expression: str) -> FilterNode:
 def to_condition(expression: str, attributes: AttributeMap) -> Condition:
     """Parse `expression` and translate it into a SQL condition over `attributes`."""
     return _Translator(attributes).visit(parse(expression))
+
+
+def to_conditions(expression: str, maps: Sequence[AttributeMap]) -> list[Condition]:
+    """One condition per resource type, for a search across several (RFC 7644 §3.4.2.1): an
+    attribute one type lacks is false there; an attribute none of them has is an error."""
+    node = parse(expression)
+    translators = [_Translator(m, lenient=True) for m in maps]
+    conditions = [t.visit(node) for t in translators]
+    nowhere = set.intersection(*(set(t.unknown) for t in translators))
+    if nowhere:
+        raise translators[0].unknown[sorted(nowhere)[0]]
+    return conditions
 
 
 def resolve_sort(path: str, attributes: AttributeMap) -> Any:
@@ -131,20 +147,31 @@ def _key_of(path: str, schema: str) -> str:
 
 
 class _Translator(FilterVisitor[Condition]):
-    def __init__(self, attributes: AttributeMap) -> None:
+    def __init__(self, attributes: AttributeMap, *, lenient: bool = False) -> None:
         self.attributes = attributes
+        self.lenient = lenient  # an unknown attribute makes its comparison false...
+        self.unknown: dict[str, UnknownAttribute] = {}  # ...and is noted here
+
+    def visit(self, node: FilterNode) -> Condition:
+        try:
+            return super().visit(node)
+        except UnknownAttribute as exc:
+            if self.lenient and isinstance(node, Comparison | Present | ValuePath):
+                self.unknown[str(node)] = exc
+                return false()
+            raise
 
     # ---- names ---------------------------------------------------------------------------
 
     def _key(self, path: AttrPath) -> tuple[str, str | None]:
         if path.uri is not None and path.uri.lower() != self.attributes.schema.lower():
-            raise invalid(f"unknown schema {path.uri!r} in the filter")
+            raise UnknownAttribute(detail=f"unknown schema {path.uri!r} in the filter")
         return path.attr.lower(), path.sub_attr.lower() if path.sub_attr else None
 
     def _scalar(self, name: str, sub: str | None, shown: AttrPath) -> Attr:
         attr = self.attributes.scalars.get(f"{name}.{sub}" if sub else name)
         if attr is None:
-            raise invalid(f"cannot filter on {str(shown)!r}: no such attribute")
+            raise UnknownAttribute(detail=f"cannot filter on {str(shown)!r}: no such attribute")
         return attr
 
     # ---- nodes ---------------------------------------------------------------------------
@@ -181,7 +208,9 @@ class _Translator(FilterVisitor[Condition]):
         # A complex attribute (name) is present when one of its sub-attributes is.
         parts = [a for k, a in self.attributes.scalars.items() if k.startswith(name + ".")]
         if not parts or sub is not None:
-            raise invalid(f"cannot filter on {str(node.attr_path)!r}: no such attribute")
+            raise UnknownAttribute(
+                detail=f"cannot filter on {str(node.attr_path)!r}: no such attribute"
+            )
         return or_(*[present(a) for a in parts])
 
     def visit_value_path(self, node: ValuePath) -> Condition:
@@ -201,7 +230,7 @@ class _Translator(FilterVisitor[Condition]):
             k[len(prefix) :]: a for k, a in self.attributes.scalars.items() if k.startswith(prefix)
         }
         if not subs:
-            raise invalid(f"cannot filter on {name!r}: no such complex attribute")
+            raise UnknownAttribute(detail=f"cannot filter on {name!r}: no such complex attribute")
         inner = AttributeMap(schema=self.attributes.schema, scalars=subs)
         return _Translator(inner).visit(node.val_filter)
 
@@ -209,7 +238,7 @@ class _Translator(FilterVisitor[Condition]):
 def _sub_attr(subs: Mapping[str, Attr], sub: str, shown: AttrPath) -> Attr:
     attr = subs.get(sub)
     if attr is None:
-        raise invalid(f"cannot filter on {str(shown)!r}: no such sub-attribute")
+        raise UnknownAttribute(detail=f"cannot filter on {str(shown)!r}: no such sub-attribute")
     return attr
 
 

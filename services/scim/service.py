@@ -21,6 +21,7 @@ from typing import Any
 from scim2_models import (
     ForbiddenException,
     GroupMembership,
+    InvalidFilterException,
     InvalidValueException,
     Meta,
     MutabilityException,
@@ -40,7 +41,7 @@ from services.kit.errors import Conflict, NotFound, Unauthorized, ValidationFail
 from services.kit.types import utcnow
 from services.scim import repository as repo
 from services.scim import schemas as s
-from services.scim.filters import resolve_sort, to_condition
+from services.scim.filters import resolve_sort, to_condition, to_conditions
 from services.scim.models import (
     GroupKind,
     ScimGroup,
@@ -764,6 +765,45 @@ async def list_groups(session: AsyncSession, query: Query) -> tuple[int, list[Gr
         limit=query.count,
     )
     return total, await group_states(session, rows)
+
+
+async def search_all(
+    session: AsyncSession, query: Query
+) -> tuple[int, list[UserState | GroupState]]:
+    """`POST /.search`: Users, then Groups, in one page window (RFC 7644 §3.4.3)."""
+    await ensure_groups(session)
+    maps = [repo.USER_ATTRIBUTES, repo.GROUP_ATTRIBUTES]
+    wheres: list[Any] = to_conditions(query.filter, maps) if query.filter else [None, None]
+    orders: list[Any] = [None, None]
+    if query.sort_by:
+        errors = []
+        for i, attributes in enumerate(maps):
+            try:
+                orders[i] = resolve_sort(query.sort_by, attributes)
+            except InvalidFilterException as exc:
+                errors.append(exc)
+        if len(errors) == len(maps):
+            raise errors[0]
+    offset, count = query.start_index - 1, query.count
+    user_total, user_rows = await repo.users_page(
+        session,
+        where=wheres[0],
+        order_by=orders[0],
+        descending=query.descending,
+        offset=offset,
+        limit=count,
+    )
+    out: list[UserState | GroupState] = list(await user_states(session, user_rows))
+    group_total, group_rows = await repo.groups_page(
+        session,
+        where=wheres[1],
+        order_by=orders[1],
+        descending=query.descending,
+        offset=max(offset - user_total, 0),
+        limit=count - len(out),
+    )
+    out.extend(await group_states(session, group_rows))
+    return user_total + group_total, out
 
 
 async def patch_user(

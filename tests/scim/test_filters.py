@@ -279,3 +279,35 @@ def test_filters_compile_to_sql_not_python(dialect):
         'members.value ne "usr_1" or displayName pr', GROUP_ATTRIBUTES
     )
     assert "EXISTS" in str(group_cond.compile(dialect=dialect))
+
+
+async def test_search_across_resource_types(people):
+    scim, made = people
+    await scim.create_group("Archers", [made["alice"]["id"]])
+    body = {"filter": 'name.familyName eq "Archer" or displayName eq "archers"', "sortBy": "id"}
+    resp = await scim.post("/.search", body)
+    assert resp.status_code == 200, resp.text
+    found = resp.json()
+    assert found["totalResults"] == 3
+    kinds = [
+        (r["meta"]["resourceType"], r.get("userName") or r["displayName"])
+        for r in found["Resources"]
+    ]
+    assert sorted(kinds) == [
+        ("Group", "Archers"),
+        ("User", "alice@acme.example"),
+        ("User", "carol@beta.example"),
+    ]
+    assert [k for k, _ in kinds] == ["User", "User", "Group"]  # Users first, then Groups
+    # The page window runs across both.
+    page = (await scim.post("/.search", {**body, "startIndex": 2, "count": 2})).json()
+    assert page["totalResults"] == 3 and page["startIndex"] == 2
+    assert [r["meta"]["resourceType"] for r in page["Resources"]] == ["User", "Group"]
+    only = (await scim.post("/.search", {**body, "attributes": ["displayName"]})).json()
+    assert {k for r in only["Resources"] for k in r} <= {"schemas", "id", "displayName"}
+    # userName exists for Users only: it is false for Groups, not an error.
+    users = (await scim.post("/.search", {"filter": 'userName sw "bob"'})).json()
+    assert [r["userName"] for r in users["Resources"]] == ["bob@acme.example"]
+    assert_scim_error(await scim.post("/.search", {"filter": 'nope eq "x"'}), 400, "invalidFilter")
+    assert_scim_error(await scim.post("/.search", {"sortBy": "nope"}), 400, "invalidFilter")
+    assert_scim_error(await scim.post("/.search", {"filter": "userName eq"}), 400, "invalidFilter")

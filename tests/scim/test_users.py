@@ -315,4 +315,4 @@ async def test_discovery_documents(make_scim):
     assert_scim_error(await scim.get("/Schemas/urn:nope"), 404)
     assert_scim_error(await scim.get("/Nowhere"), 404)
     assert_scim_error(await scim.request("DELETE", "/ServiceProviderConfig"), 405)
-    assert_scim_error(await scim.post("/.search", {}), 501)
+    assert_scim_error(await scim.post("/.search", {"filter": "nope eq 1"}), 400, "invalidFilter")
