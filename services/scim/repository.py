@@ -370,17 +370,10 @@ async def groups_of(
     return out
 
 
-async def active_owner_ids(session: AsyncSession) -> set[uuid.UUID]:
-    stmt = (
-        select(User.id)
-        .join(
-            Membership, and_(Membership.agency_id == User.agency_id, Membership.user_id == User.id)
-        )
-        .where(
-            Membership.role == Role.AGENCY_OWNER,
-            Membership.client_id.is_(None),
-            User.status == UserStatus.ACTIVE,
-        )
+async def owner_ids(session: AsyncSession) -> set[uuid.UUID]:
+    """The agency's owners, active or not."""
+    stmt = select(Membership.user_id).where(
+        Membership.role == Role.AGENCY_OWNER, Membership.client_id.is_(None)
     )
     return set((await session.execute(stmt)).scalars().all())
 

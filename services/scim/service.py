@@ -378,13 +378,14 @@ async def replace_user(
         other = await identity_repo.user_by_email(session, fields.user_name)
         if other is not None and other.id != user.id:
             raise UniquenessException(detail=f"a user with userName {fields.user_name} exists")
-    if profile is None:
-        assert principal.agency_id is not None
-        profile = ScimUserProfile(agency_id=principal.agency_id, id=user.id)
-        session.add(profile)
-    await _apply_user(session, principal, user, profile, fields)
     try:
+        # One savepoint: a userName taken concurrently fails here, whichever flush sees it.
         async with session.begin_nested():
+            if profile is None:
+                assert principal.agency_id is not None
+                profile = ScimUserProfile(agency_id=principal.agency_id, id=user.id)
+                session.add(profile)
+            await _apply_user(session, principal, user, profile, fields)
             await session.flush()
     except IntegrityError as exc:
         raise UniquenessException(detail=f"a user with userName {fields.user_name} exists") from exc
@@ -447,7 +448,7 @@ async def _apply_user(
 
 
 async def _protect_owner(session: AsyncSession, user: User, what: str) -> None:
-    if user.id in await repo.active_owner_ids(session):
+    if user.id in await repo.owner_ids(session):
         raise ForbiddenException(
             detail=f"agency owners are managed in Switchboard; the directory cannot {what} them"
         )
@@ -541,13 +542,27 @@ async def ensure_groups(session: AsyncSession) -> None:
                     client_id=client_id,
                 )
             )
-    for group in wanted:
-        try:
-            async with session.begin_nested():
-                session.add(group)
-                await session.flush()
-        except IntegrityError:
-            pass  # a concurrent request made it first
+    if not wanted:
+        return
+    try:
+        async with session.begin_nested():
+            session.add_all(wanted)
+            await session.flush()
+    except IntegrityError:
+        # A concurrent request made some of them first: add the others one by one.
+        for group in wanted:
+            try:
+                async with session.begin_nested():
+                    session.add(_copy_group(group))
+                    await session.flush()
+            except IntegrityError:
+                pass
+
+
+def _copy_group(g: ScimGroup) -> ScimGroup:
+    return ScimGroup(
+        agency_id=g.agency_id, id=g.id, key=g.key, kind=g.kind, role=g.role, client_id=g.client_id
+    )
 
 
 async def group_states(
