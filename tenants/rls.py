@@ -62,6 +62,7 @@ def enable_tenant_rls_sql(
     tenant_column: str = "agency_id",
     client_column: str | None = None,
     client_scope_sql: str | None = None,
+    client_scope_for: str = "ALL",
     app_grants: str = "SELECT, INSERT, UPDATE, DELETE",
     operator_grants: str = "SELECT, INSERT, UPDATE, DELETE",
 ) -> list[str]:
@@ -81,7 +82,8 @@ def enable_tenant_rls_sql(
         scope = f"{client_column} = ANY ({CLIENTS_EXPR})"
     if scope:
         stmts.append(
-            f"CREATE POLICY client_scope ON {table} AS RESTRICTIVE TO {client_role} USING ({scope})"
+            f"CREATE POLICY client_scope ON {table} AS RESTRICTIVE FOR {client_scope_for} "
+            f"TO {client_role} USING ({scope})"
         )
     return stmts
 

@@ -237,3 +237,27 @@ async def test_rls_lets_a_client_scoped_person_see_their_own_user_row(
         await conn.execute(text("SELECT set_config('app.user_id', :u, true)"), {"u": str(owner)})
         seen = (await conn.execute(text("SELECT id FROM users"))).scalars().all()
         assert seen == [owner]
+
+
+async def test_client_scoped_sessions_append_agency_level_audit_events(client, make_agency):
+    """A client user's own actions (sign-out) produce events with no client: appending them
+    is allowed; reading them back is not."""
+    from services.kit.db import get_engine
+
+    agency = await make_agency()
+    async with get_engine().connect() as conn, conn.begin():
+        await _as_app(conn, agency.id, "{00000000-0000-0000-0000-000000000001}")
+        await conn.execute(
+            text(
+                "INSERT INTO audit_events (agency_id, id, occurred_at, actor_type, actor_label, "
+                "action, target_type, data) VALUES (:a, gen_random_uuid(), now(), 'user', 'x', "
+                "'auth.logout', 'user', '{}')"
+            ),
+            {"a": agency.id},
+        )
+        seen = (
+            await conn.execute(
+                text("SELECT count(*) FROM audit_events WHERE action = 'auth.logout'")
+            )
+        ).scalar_one()
+        assert seen == 0

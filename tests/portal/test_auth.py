@@ -237,3 +237,20 @@ async def test_unknown_and_suspended_portals_are_404_pages(
     assert unrouted.status_code == 404 and "Page not found" in unrouted.text
     api_style = await client.get("/a/whatever/no/such/page")
     assert api_style.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_client_user_signs_in_and_out(client, make_agency, make_client, make_person):
+    agency = await make_agency()
+    shop = await make_client(agency, legal_name="Shop")
+    browser, _ = await make_person(agency, "client_owner", client_id=shop["id"])
+    assert (await browser.get(f"/a/{agency.slug}/clients/{shop['id']}")).status_code == 200
+    token = await browser.csrf(f"/a/{agency.slug}/clients/{shop['id']}")
+    out = await browser.post(f"/a/{agency.slug}/logout", {"csrf_token": token})
+    assert out.status_code == 303
+    assert (await browser.get(f"/a/{agency.slug}/clients")).status_code in (302, 303)
+    events = (
+        await client.get(
+            "/api/v1/audit-events", headers=agency.headers, params={"action": "auth.logout"}
+        )
+    ).json()["items"]
+    assert len(events) == 1
