@@ -21,6 +21,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(agency_app, name="agency")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(scim_token_app, name="scim-token")
+oauth2_app = typer.Typer(no_args_is_help=True, help="The agencies' OpenID Connect providers.")
+app.add_typer(oauth2_app, name="oauth2")
 
 
 @app.callback()
@@ -176,6 +178,24 @@ def scim_token_create(
         return
     typer.echo(f"SCIM base URL: {out['base_url']}")
     typer.echo(f"SCIM token:    {out['token']}   (shown once)")
+
+
+@oauth2_app.command("rotate-key")
+def oauth2_rotate_key(
+    agency: Annotated[str, typer.Option(help="the agency's slug")],
+    alg: Annotated[str, typer.Option(help="RS256 or ES256")] = "RS256",
+) -> None:
+    """Make a new signing key active; old keys stay published until their tokens expire."""
+    from services.kit.errors import SwitchboardError
+    from services.oauth2 import service as oauth2
+
+    if alg not in ("RS256", "ES256"):
+        _fail("--alg is RS256 or ES256", 2)
+    try:
+        kid = asyncio.run(oauth2.rotate_signing_key_for(agency, alg))
+    except SwitchboardError as exc:
+        _fail(exc.detail, 2)
+    typer.echo(f"new signing key {kid} ({alg}) is active for {agency}")
 
 
 @app.command()

@@ -120,3 +120,34 @@ def _keyset_of(jwks: dict):
     from joserfc.jwk import KeySet
 
     return KeySet.import_key_set(jwks)
+
+
+async def test_cli_rotates_a_signing_key(client, make_agency):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    agency = await make_agency()
+    before = (await client.get(f"/a/{agency.slug}/jwks.json")).json()["keys"]
+    out = subprocess.run(
+        [sys.executable, "-m", "services.cli", "oauth2", "rotate-key", "--agency", agency.slug],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    after = (await client.get(f"/a/{agency.slug}/jwks.json")).json()["keys"]
+    assert len(after) == len(before) + 1 and out.stdout.split()[3] in {k["kid"] for k in after}
+    missing = subprocess.run(
+        [sys.executable, "-m", "services.cli", "oauth2", "rotate-key", "--agency", "nope-x"],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert missing.returncode == 2
