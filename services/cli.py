@@ -21,6 +21,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(agency_app, name="agency")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(scim_token_app, name="scim-token")
+outbox_app = typer.Typer(no_args_is_help=True, help="E-mail the platform sent (the outbox).")
+app.add_typer(outbox_app, name="outbox")
 oauth2_app = typer.Typer(no_args_is_help=True, help="The agencies' OpenID Connect providers.")
 app.add_typer(oauth2_app, name="oauth2")
 
@@ -196,6 +198,60 @@ def oauth2_rotate_key(
     except SwitchboardError as exc:
         _fail(exc.detail, 2)
     typer.echo(f"new signing key {kid} ({alg}) is active for {agency}")
+
+
+async def _outbox(slug: str, limit: int) -> list[dict[str, Any]]:
+    import tenants  # noqa: F401
+    from services.agencies import service as agencies
+    from services.kit import ids, mail
+    from services.kit.db import unit_of_work
+    from services.kit.errors import NotFound
+    from tenants.principal import Principal
+    from tenants.scoping import scope_to, unscoped
+
+    async with unit_of_work() as session:
+        async with unscoped(session, "operator CLI: find agency by slug"):
+            agency = await agencies.by_public_slug(session, slug)
+        if agency is None:
+            raise NotFound(f"no agency with slug {slug!r}")
+        await scope_to(session, Principal.acting_in(agency.id, agency.slug, "operator CLI"))
+        rows = await mail.recent(session, limit)
+    return [
+        {
+            "id": ids.encode("msg", m.id),
+            "created_at": m.created_at.isoformat(),
+            "to": m.to_address,
+            "subject": m.subject,
+            "status": m.status,
+            "body": m.body_text,
+        }
+        for m in rows
+    ]
+
+
+@outbox_app.command("list")
+def outbox_list(
+    agency: Annotated[str, typer.Option(help="the agency's slug")],
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+    full: Annotated[bool, typer.Option("--full", help="print each message's text")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Messages sent for an agency, newest first (full text: the operator's view)."""
+    from services.kit.errors import SwitchboardError
+
+    try:
+        messages = asyncio.run(_outbox(agency, limit))
+    except SwitchboardError as exc:
+        _fail(exc.detail, 2)
+    if as_json:
+        typer.echo(json.dumps(messages, indent=2))
+        return
+    if not messages:
+        typer.echo("no messages")
+    for m in messages:
+        typer.echo(f"{m['created_at'][:19]}  {m['status']:<7} {m['to']:<32} {m['subject']}")
+        if full:
+            typer.echo("    " + m["body"].replace("\n", "\n    ").rstrip() + "\n")
 
 
 @app.command()

@@ -5,13 +5,14 @@ from __future__ import annotations
 import smtplib
 import ssl
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid, parseaddr
 from typing import ClassVar
 
 import anyio
-from sqlalchemy import Text
+from sqlalchemy import Text, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field
 
@@ -35,6 +36,16 @@ class OutboundEmail(TenantModel, table=True):
     error: str | None = Field(default=None, max_length=500)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+async def recent(session: AsyncSession, limit: int) -> Sequence[OutboundEmail]:
+    """The session's tenant's latest messages, newest first."""
+    stmt = (
+        select(OutboundEmail)
+        .order_by(OutboundEmail.created_at.desc(), OutboundEmail.id.desc())
+        .limit(limit)
+    )
+    return (await session.execute(stmt)).scalars().all()
 
 
 def _send_smtp(msg: EmailMessage) -> None:

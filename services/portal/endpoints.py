@@ -108,7 +108,10 @@ async def login(request: Request, agency: PublicAgency, session: DBSession) -> R
     else:
         try:
             user, token = await identity.sign_in(
-                session, agency, email=email[:320], password=password[:1024],
+                session,
+                agency,
+                email=email[:320],
+                password=password[:1024],
                 ip=request.client.host if request.client else None,
                 user_agent=request.headers.get("user-agent"),
             )
@@ -119,8 +122,12 @@ async def login(request: Request, agency: PublicAgency, session: DBSession) -> R
             status = 429
     if error is not None:
         # Returned, not raised: the failed attempt's audit event and counters are committed.
-        return page(request, "login.html", {"email": email, "next": target or "", "error": error},
-                    status=status)
+        return page(
+            request,
+            "login.html",
+            {"email": email, "next": target or "", "error": error},
+            status=status,
+        )
     principal = await identity.principal_for_user(session, user, agency)
     response = _see_other(target or portal.landing(principal, f"/a/{agency.slug}"))
     security.set_session_cookie(response, agency.slug, token)
@@ -157,7 +164,10 @@ async def clients_list(
     sort_key = sort if sort in SORTS else "name"
     try:
         listing = await portal.client_list(
-            session, q=q.strip() or None, stage=stage_filter, sort=SORTS[sort_key],
+            session,
+            q=q.strip() or None,
+            stage=stage_filter,
+            sort=SORTS[sort_key],
             cursor=cursor or None,
         )
     except ValidationFailed:  # a tampered or stale cursor: start from the first page
@@ -166,8 +176,12 @@ async def clients_list(
         )
         cursor = ""
     context = {
-        "nav": "clients", "listing": listing, "q": q.strip(),
-        "stage": stage_filter.value if stage_filter else "", "sort": sort_key, "cursor": cursor,
+        "nav": "clients",
+        "listing": listing,
+        "q": q.strip(),
+        "stage": stage_filter.value if stage_filter else "",
+        "sort": sort_key,
+        "cursor": cursor,
     }
     partial = request.headers.get("hx-request") and request.headers.get("hx-target") == "results"
     response = page(request, "clients/_results.html" if partial else "clients/list.html", context)
@@ -186,10 +200,17 @@ def _client_form(
     status: int = 200,
 ) -> Response:
     return page(
-        request, "clients/form.html",
-        {"nav": "clients", "values": values, "errors": errors, "staff_choices": staff,
-         "days": forms.DAYS, "detail": client,
-         "can_assign": principal.can(Permission.CLIENTS_ASSIGN)},
+        request,
+        "clients/form.html",
+        {
+            "nav": "clients",
+            "values": values,
+            "errors": errors,
+            "staff_choices": staff,
+            "days": forms.DAYS,
+            "detail": client,
+            "can_assign": principal.can(Permission.CLIENTS_ASSIGN),
+        },
         status=status,
     )
 
@@ -197,8 +218,13 @@ def _client_form(
 @router.get("/clients/new", name="portal_client_new")
 async def client_new(request: Request, principal: ClientsCreate, session: DBSession) -> Response:
     values = forms.blank_client_values()
-    return _client_form(request, principal=principal, values=values, errors={},
-                        staff=await portal.staff_choices(session, principal))
+    return _client_form(
+        request,
+        principal=principal,
+        values=values,
+        errors={},
+        staff=await portal.staff_choices(session, principal),
+    )
 
 
 @router.post("/clients", name="portal_client_create", dependencies=[CsrfChecked])
@@ -217,12 +243,16 @@ async def client_create(
         errors = forms.error_of(exc)
     else:
         return _flash_redirect(
-            f"/a/{agency.slug}/clients/{ids.encode('cli', view.client.id)}", agency.slug,
+            f"/a/{agency.slug}/clients/{ids.encode('cli', view.client.id)}",
+            agency.slug,
             "client_created",
         )
     staff = await portal.staff_choices(session, principal)
-    raise FormRejected(_client_form(request, principal=principal, values=values, errors=errors,
-                                    staff=staff, status=422))
+    raise FormRejected(
+        _client_form(
+            request, principal=principal, values=values, errors=errors, staff=staff, status=422
+        )
+    )
 
 
 @router.get("/clients/{client_id}", name="portal_client")
@@ -239,13 +269,22 @@ async def client_edit(
 ) -> Response:
     detail = await portal.client_detail(session, principal, _client_id(client_id))
     values = forms.client_values_of(detail.client, [p.id for p in detail.staff])
-    return _client_form(request, principal=principal, values=values, errors={}, client=detail,
-                        staff=await portal.staff_choices(session, principal))
+    return _client_form(
+        request,
+        principal=principal,
+        values=values,
+        errors={},
+        client=detail,
+        staff=await portal.staff_choices(session, principal),
+    )
 
 
 @router.post("/clients/{client_id}/edit", name="portal_client_update", dependencies=[CsrfChecked])
 async def client_update(
-    request: Request, agency: PortalAgency, client_id: str, principal: ClientsUpdate,
+    request: Request,
+    agency: PortalAgency,
+    client_id: str,
+    principal: ClientsUpdate,
     session: DBSession,
 ) -> Response:
     cid = _client_id(client_id)
@@ -261,18 +300,31 @@ async def client_update(
     except ValidationFailed as exc:
         errors = forms.error_of(exc)
     else:
-        return _flash_redirect(f"/a/{agency.slug}/clients/{detail.id}", agency.slug,
-                               "client_updated")
+        return _flash_redirect(
+            f"/a/{agency.slug}/clients/{detail.id}", agency.slug, "client_updated"
+        )
     staff = await portal.staff_choices(session, principal)
-    raise FormRejected(_client_form(request, principal=principal, values=values, errors=errors,
-                                    client=detail, staff=staff, status=422))
+    raise FormRejected(
+        _client_form(
+            request,
+            principal=principal,
+            values=values,
+            errors=errors,
+            client=detail,
+            staff=staff,
+            status=422,
+        )
+    )
 
 
 @router.post(
     "/clients/{client_id}/lifecycle", name="portal_client_lifecycle", dependencies=[CsrfChecked]
 )
 async def client_lifecycle(
-    request: Request, agency: PortalAgency, client_id: str, principal: ClientsLifecycle,
+    request: Request,
+    agency: PortalAgency,
+    client_id: str,
+    principal: ClientsLifecycle,
     session: DBSession,
 ) -> Response:
     cid = _client_id(client_id)
@@ -292,28 +344,46 @@ async def client_lifecycle(
         except InvalidTransition as exc:
             error, status = forms.error_of(exc)["stage"], 409
     if error is None:
-        return _flash_redirect(f"/a/{agency.slug}/clients/{client_id}", agency.slug,
-                               "lifecycle_changed")
+        return _flash_redirect(
+            f"/a/{agency.slug}/clients/{client_id}", agency.slug, "lifecycle_changed"
+        )
     detail = await portal.client_detail(session, principal, cid)
-    raise FormRejected(page(request, "clients/detail.html",
-                            {"nav": "clients", "detail": detail, "error": error}, status=status))
+    raise FormRejected(
+        page(
+            request,
+            "clients/detail.html",
+            {"nav": "clients", "detail": detail, "error": error},
+            status=status,
+        )
+    )
 
 
 # ---- team and invitations -----------------------------------------------------------------------
 
 
 async def _team_page(
-    request: Request, principal: Principal, session: DBSession, *,
-    values: dict[str, str] | None = None, errors: dict[str, str] | None = None, status: int = 200,
+    request: Request,
+    principal: Principal,
+    session: DBSession,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
 ) -> Response:
     roles = portal.grantable_roles(principal)
     clients = await portal.client_choices(session) if any(r in CLIENT_ROLES for r in roles) else []
     return page(
-        request, "team.html",
-        {"nav": "team", "team": await portal.team(session, principal), "roles": roles,
-         "client_roles": [r.value for r in roles if r in CLIENT_ROLES], "clients": clients,
-         "values": values or {"email": "", "name": "", "role": "", "client_id": ""},
-         "errors": errors or {}},
+        request,
+        "team.html",
+        {
+            "nav": "team",
+            "team": await portal.team(session, principal),
+            "roles": roles,
+            "client_roles": [r.value for r in roles if r in CLIENT_ROLES],
+            "clients": clients,
+            "values": values or {"email": "", "name": "", "role": "", "client_id": ""},
+            "errors": errors or {},
+        },
         status=status,
     )
 
@@ -341,15 +411,24 @@ async def invite(
         if client_uuid is None:
             errors["client_id"] = "Choose the client this person will work with."
     try:
-        data = forms.validate(InvitationCreate, {
-            "email": values["email"], "name": values["name"], "role": values["role"] or None,
-        })
+        data = forms.validate(
+            InvitationCreate,
+            {
+                "email": values["email"],
+                "name": values["name"],
+                "role": values["role"] or None,
+            },
+        )
     except forms.FormErrors as exc:
         errors = {**exc.errors, **errors}
     if not errors and role is not None:
         try:
             await identity.invite(
-                session, principal, email=str(data.email), name=data.name, role=role,
+                session,
+                principal,
+                email=str(data.email),
+                name=data.name,
+                role=role,
                 client_id=client_uuid,
             )
         except (ValidationFailed, Conflict) as exc:
@@ -366,7 +445,8 @@ async def invite(
 
 
 @router.post(
-    "/team/invitations/{invitation_id}/revoke", name="portal_invitation_revoke",
+    "/team/invitations/{invitation_id}/revoke",
+    name="portal_invitation_revoke",
     dependencies=[CsrfChecked],
 )
 async def revoke_invitation(
@@ -403,8 +483,9 @@ async def invitation_page(
     request: Request, token: str, agency: PublicAgency, session: DBSession
 ) -> Response:
     inv, view = await _open_invitation(session, token)
-    return page(request, "invite.html",
-                {"invitation": view, "values": {"name": inv.name}, "errors": {}})
+    return page(
+        request, "invite.html", {"invitation": view, "values": {"name": inv.name}, "errors": {}}
+    )
 
 
 @router.post("/invite/{token}", name="portal_invitation_accept", dependencies=[CsrfChecked])
@@ -421,8 +502,9 @@ async def accept_invitation(
     agent = request.headers.get("user-agent")
     if view.has_account:
         try:
-            user, cookie = await identity.sign_in(session, agency, email=view.email,
-                                                  password=password[:1024], ip=ip, user_agent=agent)
+            user, cookie = await identity.sign_in(
+                session, agency, email=view.email, password=password[:1024], ip=ip, user_agent=agent
+            )
         except Unauthorized:
             errors["password"] = "That is not the password of your account."  # noqa: S105
         else:
@@ -434,8 +516,9 @@ async def accept_invitation(
             errors["password_confirm"] = "The two passwords are not the same."  # noqa: S105
         if not errors:
             try:
-                await identity.accept_invitation(session, agency, token, name=name,
-                                                 password=password)
+                await identity.accept_invitation(
+                    session, agency, token, name=name, password=password
+                )
             except (ValidationFailed, Conflict) as exc:
                 errors = forms.error_of(exc, "password")
             else:
@@ -443,12 +526,18 @@ async def accept_invitation(
                     session, agency, email=view.email, password=password, ip=ip, user_agent=agent
                 )
     if errors:
-        raise FormRejected(page(request, "invite.html",
-                                {"invitation": view, "values": {"name": name}, "errors": errors},
-                                status=422))
+        raise FormRejected(
+            page(
+                request,
+                "invite.html",
+                {"invitation": view, "values": {"name": name}, "errors": errors},
+                status=422,
+            )
+        )
     principal = await identity.principal_for_user(session, user, agency)
-    response = _flash_redirect(portal.landing(principal, f"/a/{agency.slug}"), agency.slug,
-                               "welcome")
+    response = _flash_redirect(
+        portal.landing(principal, f"/a/{agency.slug}"), agency.slug, "welcome"
+    )
     security.set_session_cookie(response, agency.slug, cookie)
     return response
 
@@ -471,9 +560,12 @@ async def forgot(request: Request, agency: PublicAgency, session: DBSession) -> 
     form = await request.form()
     email = forms._text(form, "email")[:320]
     if "@" not in email:
-        return page(request, "forgot.html",
-                    {"email": email, "sent": False, "error": "Enter the e-mail you sign in with."},
-                    status=422)
+        return page(
+            request,
+            "forgot.html",
+            {"email": email, "sent": False, "error": "Enter the e-mail you sign in with."},
+            status=422,
+        )
     await identity.request_password_reset(
         session, agency, email, ip=request.client.host if request.client else None
     )
@@ -509,33 +601,49 @@ async def reset(request: Request, token: str, agency: PublicAgency, session: DBS
     else:
         try:
             user, cookie = await identity.reset_password(
-                session, agency, _token(token), password=password[:1024],
+                session,
+                agency,
+                _token(token),
+                password=password[:1024],
                 ip=request.client.host if request.client else None,
                 user_agent=request.headers.get("user-agent"),
             )
         except ValidationFailed as exc:
             errors = forms.error_of(exc, "password")
     if errors:
-        raise FormRejected(page(request, "reset.html", {"email": user.email, "errors": errors},
-                                status=422))
+        raise FormRejected(
+            page(request, "reset.html", {"email": user.email, "errors": errors}, status=422)
+        )
     principal = await identity.principal_for_user(session, user, agency)
-    response = _flash_redirect(portal.landing(principal, f"/a/{agency.slug}"), agency.slug,
-                               "password_reset")
+    response = _flash_redirect(
+        portal.landing(principal, f"/a/{agency.slug}"), agency.slug, "password_reset"
+    )
     security.set_session_cookie(response, agency.slug, cookie)
     return response
 
 
 # ---- agency branding ----------------------------------------------------------------------------
 
-BRANDING_FIELDS = ("name", "brand_logo_url", "brand_primary_color", "brand_accent_color",
-                   "support_email", "mail_from_name", "mail_from_address")
+BRANDING_FIELDS = (
+    "name",
+    "brand_logo_url",
+    "brand_primary_color",
+    "brand_accent_color",
+    "support_email",
+    "mail_from_name",
+    "mail_from_address",
+)
 
 
 def _branding_page(
     request: Request, values: dict[str, str], errors: dict[str, str], status: int = 200
 ) -> Response:
-    return page(request, "branding.html",
-                {"nav": "branding", "values": values, "errors": errors}, status=status)
+    return page(
+        request,
+        "branding.html",
+        {"nav": "branding", "values": values, "errors": errors},
+        status=status,
+    )
 
 
 @router.get("/settings/branding", name="portal_branding")
@@ -552,14 +660,19 @@ async def branding_update(
     values = {k: forms._text(form, k) for k in BRANDING_FIELDS}
     try:
         # Empty logo and support e-mail clear them; the colours are always set.
-        data = forms.validate(Branding, {
-            "name": values["name"],
-            "brand_logo_url": values["brand_logo_url"] or None,
-            "support_email": values["support_email"] or None,
-            "mail_from_name": values["mail_from_name"] or None,
-            "mail_from_address": values["mail_from_address"] or None,
-            **{k: values[k] for k in ("brand_primary_color", "brand_accent_color") if values[k]},
-        })
+        data = forms.validate(
+            Branding,
+            {
+                "name": values["name"],
+                "brand_logo_url": values["brand_logo_url"] or None,
+                "support_email": values["support_email"] or None,
+                "mail_from_name": values["mail_from_name"] or None,
+                "mail_from_address": values["mail_from_address"] or None,
+                **{
+                    k: values[k] for k in ("brand_primary_color", "brand_accent_color") if values[k]
+                },
+            },
+        )
     except forms.FormErrors as exc:
         raise FormRejected(_branding_page(request, values, exc.errors, status=422)) from None
     assert principal.agency_id is not None
@@ -575,8 +688,11 @@ async def outbox(
     request: Request, agency: PortalAgency, principal: AgencyManage, session: DBSession
 ) -> Response:
     items = await portal.outbox(session)
-    return page(request, "outbox.html",
-                {"nav": "outbox", "items": items, "smtp": bool(get_settings().smtp_host)})
+    return page(
+        request,
+        "outbox.html",
+        {"nav": "outbox", "items": items, "smtp": bool(get_settings().smtp_host)},
+    )
 
 
 # ---- mounting -----------------------------------------------------------------------------------

@@ -18,12 +18,27 @@ from services.records.schemas import ClientCreate, ClientUpdate
 from tenants.models import Client
 
 DAYS = (
-    ("mon", "Monday"), ("tue", "Tuesday"), ("wed", "Wednesday"), ("thu", "Thursday"),
-    ("fri", "Friday"), ("sat", "Saturday"), ("sun", "Sunday"),
+    ("mon", "Monday"),
+    ("tue", "Tuesday"),
+    ("wed", "Wednesday"),
+    ("thu", "Thursday"),
+    ("fri", "Friday"),
+    ("sat", "Saturday"),
+    ("sun", "Sunday"),
 )
 CLIENT_TEXT = (
-    "legal_name", "display_name", "email", "phone", "website", "street", "city", "region",
-    "postal_code", "country", "timezone", "notes",
+    "legal_name",
+    "display_name",
+    "email",
+    "phone",
+    "website",
+    "street",
+    "city",
+    "region",
+    "postal_code",
+    "country",
+    "timezone",
+    "notes",
 )
 # Which form field shows an error reported for a model field.
 _FIELD_OF = {"hours": "hours", "categories": "categories"}

@@ -45,8 +45,11 @@ def _on(hex_color: str) -> str:
 
 def _hex(value: str | None, default: str) -> str:
     v = (value or "").lower()
-    return v if len(v) == 7 and v.startswith("#") and all(c in "0123456789abcdef" for c in v[1:]) \
+    return (
+        v
+        if len(v) == 7 and v.startswith("#") and all(c in "0123456789abcdef" for c in v[1:])
         else default
+    )
 
 
 @dataclass(frozen=True)
@@ -240,13 +243,14 @@ def page(
 ERRORS = {
     400: ("Bad request", "That request could not be understood. Go back and try again."),
     403: ("Not allowed", "Your account does not have access to this page or action."),
-    404: ("Page not found",
-          "This page does not exist, or it is not available to your account."),
+    404: ("Page not found", "This page does not exist, or it is not available to your account."),
     405: ("Not allowed", "This address does not accept that kind of request."),
     409: ("Conflict", "That change conflicts with the current state. Reload and try again."),
     413: ("Too large", "What you sent is larger than we accept."),
-    500: ("Something went wrong",
-          "An unexpected error happened on our side. It has been logged; please try again."),
+    500: (
+        "Something went wrong",
+        "An unexpected error happened on our side. It has been logged; please try again.",
+    ),
 }
 
 

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.kit.mail import OutboundEmail
 from tenants.models import AuditEvent, Client, LifecycleStage, Membership, User
 from tenants.roles import AGENCY_ROLES
 
@@ -60,13 +59,4 @@ async def agency_team(session: AsyncSession) -> Sequence[User]:
         Membership.client_id.is_(None), Membership.role.in_([r.value for r in AGENCY_ROLES])
     )
     stmt = select(User).where(User.id.in_(team)).order_by(User.name, User.email)
-    return (await session.execute(stmt)).scalars().all()
-
-
-async def outbox(session: AsyncSession, limit: int) -> Sequence[OutboundEmail]:
-    stmt = (
-        select(OutboundEmail)
-        .order_by(OutboundEmail.created_at.desc(), OutboundEmail.id.desc())
-        .limit(limit)
-    )
     return (await session.execute(stmt)).scalars().all()

@@ -71,7 +71,9 @@ def _typed_error(request: Request, exc: SwitchboardError) -> Response:
         return error_page(request, 500)
     if isinstance(exc, CsrfRejected):
         return error_page(
-            request, 403, title="This form has expired",
+            request,
+            403,
+            title="This form has expired",
             message="For your security the form could not be accepted. Go back, reload the "
             "page and try again.",
         )
@@ -130,8 +132,10 @@ def install_not_found_page(app: FastAPI) -> None:
             request.url.path.startswith("/a/")
             and wants_html
             and exc.status_code in (404, 405)
-            and (request.scope.get("route") is None
-                 or isinstance(request.scope.get("route"), PortalRoute))
+            and (
+                request.scope.get("route") is None
+                or isinstance(request.scope.get("route"), PortalRoute)
+            )
         ):
             return error_page(request, exc.status_code)
         if original is None:

@@ -88,7 +88,11 @@ def remember_csrf_cookie(request: Request, response: Response, slug: str) -> Non
     fresh = getattr(request.state, "csrf_new", None)
     if fresh:
         response.set_cookie(
-            CSRF_COOKIE, fresh, path=cookie_path(slug), httponly=True, samesite="lax",
+            CSRF_COOKIE,
+            fresh,
+            path=cookie_path(slug),
+            httponly=True,
+            samesite="lax",
             secure=get_settings().secure_cookies,
         )
 
@@ -99,14 +103,21 @@ def remember_csrf_cookie(request: Request, response: Response, slug: str) -> Non
 def set_session_cookie(response: Response, slug: str, token: str) -> None:
     """A browser-session cookie (no Max-Age): the server-side session expires on its own."""
     response.set_cookie(
-        SESSION_COOKIE, token, path=cookie_path(slug), httponly=True, samesite="lax",
+        SESSION_COOKIE,
+        token,
+        path=cookie_path(slug),
+        httponly=True,
+        samesite="lax",
         secure=get_settings().secure_cookies,
     )
 
 
 def clear_session_cookie(response: Response, slug: str) -> None:
     response.delete_cookie(
-        SESSION_COOKIE, path=cookie_path(slug), httponly=True, samesite="lax",
+        SESSION_COOKIE,
+        path=cookie_path(slug),
+        httponly=True,
+        samesite="lax",
         secure=get_settings().secure_cookies,
     )
 
@@ -129,8 +140,13 @@ FLASHES: dict[str, tuple[str, str]] = {
 def set_flash(response: Response, slug: str, key: str) -> None:
     assert key in FLASHES
     response.set_cookie(
-        FLASH_COOKIE, key, path=cookie_path(slug), httponly=True, samesite="lax",
-        secure=get_settings().secure_cookies, max_age=60,
+        FLASH_COOKIE,
+        key,
+        path=cookie_path(slug),
+        httponly=True,
+        samesite="lax",
+        secure=get_settings().secure_cookies,
+        max_age=60,
     )
 
 

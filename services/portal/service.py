@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.identity import repository as identity_repo
 from services.identity.models import Invitation
-from services.kit import ids
+from services.kit import ids, mail
 from services.kit.types import utcnow
 from services.portal import repository as repo
 from services.portal.labels import ROLE_LABELS, STAGE_LABELS
@@ -141,11 +141,21 @@ class HistoryItem:
 
 
 _FIELD_LABELS = {
-    "legal_name": "legal name", "display_name": "display name", "email": "e-mail",
-    "phone": "phone", "website": "website", "street": "street", "city": "city",
-    "region": "region", "postal_code": "postal code", "country": "country",
-    "timezone": "time zone", "categories": "categories", "hours": "opening hours",
-    "notes": "notes", "lifecycle_stage": "lifecycle stage",
+    "legal_name": "legal name",
+    "display_name": "display name",
+    "email": "e-mail",
+    "phone": "phone",
+    "website": "website",
+    "street": "street",
+    "city": "city",
+    "region": "region",
+    "postal_code": "postal code",
+    "country": "country",
+    "timezone": "time zone",
+    "categories": "categories",
+    "hours": "opening hours",
+    "notes": "notes",
+    "lifecycle_stage": "lifecycle stage",
 }
 
 
@@ -176,8 +186,9 @@ def describe(event: AuditEvent) -> HistoryItem:
             changed = [k for k in data if k not in ("lifecycle_changed_at",)]
             if set(changed) <= {"lifecycle_stage"}:
                 return HistoryItem(event.occurred_at, actor, "", kind="skip")
-            names = [_FIELD_LABELS.get(k, k.replace("_", " ")) for k in changed if
-                     k != "lifecycle_stage"]
+            names = [
+                _FIELD_LABELS.get(k, k.replace("_", " ")) for k in changed if k != "lifecycle_stage"
+            ]
             item.summary = "Updated " + ", ".join(names) if names else "Record updated"
         case "client.lifecycle_changed":
             item.kind = "stage"
@@ -317,10 +328,13 @@ async def team(session: AsyncSession, principal: Principal) -> Team:
         members,
         [
             PendingInvitation(
-                id=ids.encode("inv", i.id), email=i.email, name=i.name,
+                id=ids.encode("inv", i.id),
+                email=i.email,
+                name=i.name,
                 role_label=ROLE_LABELS[Role(i.role)],
                 client=names.get(i.client_id) if i.client_id else None,
-                created_at=i.created_at, expires_at=i.expires_at,
+                created_at=i.created_at,
+                expires_at=i.expires_at,
             )
             for i in invitations
         ],
@@ -333,14 +347,17 @@ def grantable_roles(principal: Principal) -> list[Role]:
         return []
     role = principal.role
     return [
-        r for r in sorted(Role, key=lambda r: -r.rank)
+        r
+        for r in sorted(Role, key=lambda r: -r.rank)
         if can_grant(role, r) and (r in CLIENT_ROLES or not principal.is_client_scoped)
     ]
 
 
 async def client_choices(session: AsyncSession) -> list[tuple[str, str]]:
-    return [(ids.encode("cli", cid), name) for cid, name in
-            await repo.client_choices(session, CHOICES_LIMIT)]
+    return [
+        (ids.encode("cli", cid), name)
+        for cid, name in await repo.client_choices(session, CHOICES_LIMIT)
+    ]
 
 
 # ---- invitations --------------------------------------------------------------------------------
@@ -394,9 +411,14 @@ class OutboxItem:
 async def outbox(session: AsyncSession, limit: int = 100) -> list[OutboxItem]:
     return [
         OutboxItem(
-            id=ids.encode("msg", m.id), to=m.to_address, subject=m.subject, status=m.status,
-            error=m.error, created_at=m.created_at, sent_at=m.sent_at,
+            id=ids.encode("msg", m.id),
+            to=m.to_address,
+            subject=m.subject,
+            status=m.status,
+            error=m.error,
+            created_at=m.created_at,
+            sent_at=m.sent_at,
             body=_LINK_TOKEN.sub(r"\1[link hidden]", m.body_text),
         )
-        for m in await repo.outbox(session, limit)
+        for m in await mail.recent(session, limit)
     ]

@@ -63,3 +63,28 @@ def test_db_upgrade_is_idempotent():
     out = _cli("db", "upgrade")
     assert out.returncode == 0, out.stderr
     assert "database at head" in out.stdout
+
+
+async def test_outbox_lists_what_was_sent(client, make_agency):
+    from tests.helpers import wait_for_jobs
+
+    agency = await make_agency(name="Outbox CLI Co")
+    email = f"cli+{agency.slug}@example.com"
+    inv = await client.post(
+        "/api/v1/invitations", headers=agency.headers, json={"email": email, "role": "agency_staff"}
+    )
+    await wait_for_jobs(lambda: True)
+    for _ in range(50):
+        out = _cli("outbox", "list", "--agency", agency.slug, "--json")
+        assert out.returncode == 0, out.stderr
+        messages = json.loads(out.stdout)
+        if messages:
+            break
+        import asyncio
+
+        await asyncio.sleep(0.2)
+    [message] = messages
+    assert message["to"] == email and inv.json()["url"] in message["body"]
+    text = _cli("outbox", "list", "--agency", agency.slug, "--full")
+    assert email in text.stdout and "/invite/" in text.stdout
+    assert _cli("outbox", "list", "--agency", "no-such-agency").returncode == 2

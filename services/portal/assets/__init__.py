@@ -21,20 +21,50 @@ NODE_MODULES = HERE / "node_modules"
 
 # The icons the templates use (lucide-static, ISC licence), inlined by the `icon()` helper.
 ICONS = (
-    "arrow-left", "building-2", "check", "chevron-right", "circle-alert", "circle-check",
-    "clock", "external-link", "globe", "history", "info", "lock", "log-out", "mail",
-    "map-pin", "palette", "pencil", "phone", "plus", "search", "send", "settings",
-    "shield-check", "store", "tag", "triangle-alert", "user", "user-plus", "users", "x",
+    "arrow-left",
+    "building-2",
+    "check",
+    "chevron-right",
+    "circle-alert",
+    "circle-check",
+    "clock",
+    "external-link",
+    "globe",
+    "history",
+    "info",
+    "lock",
+    "log-out",
+    "mail",
+    "map-pin",
+    "palette",
+    "pencil",
+    "phone",
+    "plus",
+    "search",
+    "send",
+    "settings",
+    "shield-check",
+    "store",
+    "tag",
+    "triangle-alert",
+    "user",
+    "user-plus",
+    "users",
+    "x",
 )
 
 # (source under node_modules, destination under static/vendor)
 FILES: tuple[tuple[str, str], ...] = (
     ("htmx.org/dist/htmx.min.js", "htmx.min.js"),
     ("htmx.org/LICENSE", "licenses/htmx.org.txt"),
-    ("@fontsource-variable/inter/files/inter-latin-wght-normal.woff2",
-     "fonts/inter-latin-wght-normal.woff2"),
-    ("@fontsource-variable/inter/files/inter-latin-ext-wght-normal.woff2",
-     "fonts/inter-latin-ext-wght-normal.woff2"),
+    (
+        "@fontsource-variable/inter/files/inter-latin-wght-normal.woff2",
+        "fonts/inter-latin-wght-normal.woff2",
+    ),
+    (
+        "@fontsource-variable/inter/files/inter-latin-ext-wght-normal.woff2",
+        "fonts/inter-latin-ext-wght-normal.woff2",
+    ),
     ("@fontsource-variable/inter/LICENSE", "licenses/inter.txt"),
     ("lucide-static/LICENSE", "licenses/lucide.txt"),
     *((f"lucide-static/icons/{name}.svg", f"icons/{name}.svg") for name in ICONS),
@@ -69,5 +99,7 @@ def build() -> None:
     npm_ci()
     written = copy_files()
     STAMP.touch()
-    print(f"portal assets: {len(written)} files in {VENDOR.relative_to(HERE.parents[2])}",
-          file=sys.stderr)
+    print(
+        f"portal assets: {len(written)} files in {VENDOR.relative_to(HERE.parents[2])}",
+        file=sys.stderr,
+    )
