@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import os
 import secrets
+from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from services.kit.ids import _b58
+from services.settings import get_settings
 
 _hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile defaults
 # Verified against when the user does not exist, so both paths cost the same.
@@ -45,3 +52,36 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 
 def password_needs_rehash(password_hash: str) -> bool:
     return _hasher.check_needs_rehash(password_hash)
+
+
+# ---- encryption at rest (AES-256-GCM under a key derived from SECRET_KEY) ----------------------
+
+_SEAL_FORMAT = "v1"
+
+
+@lru_cache(maxsize=16)
+def _kek(secret_key: str, purpose: str) -> AESGCM:
+    derived = HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=f"switchboard/{purpose}".encode(),
+        info=b"aes-256-gcm:v1",
+    ).derive(secret_key.encode())
+    return AESGCM(derived)
+
+
+def seal(plaintext: bytes, *, purpose: str, context: str) -> str:
+    """Encrypt a secret for storage. `purpose` separates keys per use (e.g. "totp");
+    `context` (e.g. "<agency>|<user>") is authenticated, so a sealed value moved to another
+    row does not open."""
+    nonce = os.urandom(12)
+    sealed = _kek(get_settings().secret_key, purpose).encrypt(nonce, plaintext, context.encode())
+    return f"{_SEAL_FORMAT}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+
+
+def unseal(blob: str, *, purpose: str, context: str) -> bytes:
+    fmt, _, body = blob.partition(":")
+    if fmt != _SEAL_FORMAT:
+        raise ValueError(f"unknown sealed-secret format {fmt!r}")
+    raw = base64.urlsafe_b64decode(body.encode())
+    return _kek(get_settings().secret_key, purpose).decrypt(raw[:12], raw[12:], context.encode())

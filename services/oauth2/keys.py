@@ -11,20 +11,15 @@
 
 from __future__ import annotations
 
-import base64
-import os
 import uuid
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from joserfc.jwk import ECKey, KeySet, RSAKey
 from sqlalchemy.orm import Session
 
-from services.kit.crypto import new_token
+from services.kit.crypto import new_token, seal, unseal
 from services.kit.types import utcnow
 from services.oauth2 import repository as repo
 from services.oauth2.models import KeyStatus, SigningKey
@@ -35,7 +30,7 @@ DEFAULT_ALG = "RS256"
 RSA_BITS = 2048
 # Clock skew allowance on top of the longest token lifetime before a retired key is dropped.
 RETENTION_LEEWAY = timedelta(minutes=5)
-_FORMAT = "v1"
+_PURPOSE = "oauth2/signing-keys"
 
 PrivateKey = RSAKey | ECKey
 
@@ -43,33 +38,16 @@ PrivateKey = RSAKey | ECKey
 # ---- encryption at rest -----------------------------------------------------------------------
 
 
-@lru_cache(maxsize=4)
-def _kek(secret_key: str) -> AESGCM:
-    derived = HKDF(
-        algorithm=hashes.SHA256(),
-        length=32,
-        salt=b"switchboard/oauth2/signing-keys",
-        info=b"aes-256-gcm:v1",
-    ).derive(secret_key.encode())
-    return AESGCM(derived)
-
-
-def _aad(agency_id: uuid.UUID, kid: str) -> bytes:
-    return f"{agency_id}|{kid}".encode()
+def _context(agency_id: uuid.UUID, kid: str) -> str:
+    return f"{agency_id}|{kid}"
 
 
 def encrypt_private_key(pem: bytes, agency_id: uuid.UUID, kid: str) -> str:
-    nonce = os.urandom(12)
-    sealed = _kek(get_settings().secret_key).encrypt(nonce, pem, _aad(agency_id, kid))
-    return f"{_FORMAT}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+    return seal(pem, purpose=_PURPOSE, context=_context(agency_id, kid))
 
 
 def decrypt_private_key(blob: str, agency_id: uuid.UUID, kid: str) -> bytes:
-    fmt, _, body = blob.partition(":")
-    if fmt != _FORMAT:
-        raise ValueError(f"unknown signing-key format {fmt!r}")
-    raw = base64.urlsafe_b64decode(body.encode())
-    return _kek(get_settings().secret_key).decrypt(raw[:12], raw[12:], _aad(agency_id, kid))
+    return unseal(blob, purpose=_PURPOSE, context=_context(agency_id, kid))
 
 
 @lru_cache(maxsize=512)
