@@ -62,6 +62,8 @@ class UserSession(TenantModel, table=True):
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     ip: str | None = Field(default=None, max_length=64)
     user_agent: str | None = Field(default=None, max_length=400)
+    # Password accepted, second factor still owed: not signed in until it is verified.
+    mfa_pending: bool = False
 
 
 class Invitation(TenantModel, table=True):
@@ -127,3 +129,41 @@ class PasswordReset(TenantModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime)
     used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     requested_ip: str | None = Field(default=None, max_length=64)
+
+
+class TotpCredential(TenantModel, table=True):
+    """A person's authenticator app (RFC 6238). The secret is sealed at rest; `last_step` stops
+    a code from being used twice."""
+
+    __tablename__ = "totp_credentials"
+    __audit_exclude__: ClassVar[frozenset[str]] = frozenset({"secret_sealed"})
+    __audit_ignore__: ClassVar[frozenset[str]] = frozenset({"last_step"})
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["agency_id", "user_id"], ["users.agency_id", "users.id"], ondelete="CASCADE"
+        ),
+        Index("ix_totp_credentials_user", "agency_id", "user_id", unique=True),
+    )
+
+    user_id: uuid.UUID
+    secret_sealed: str = Field(max_length=500)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    confirmed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_step: int = 0
+
+
+class RecoveryCode(TenantModel, table=True):
+    """Single-use codes for when the authenticator is lost; stored as SHA-256."""
+
+    __tablename__ = "recovery_codes"
+    __audited__: ClassVar[bool] = False  # their use is recorded as an auth.* event
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["agency_id", "user_id"], ["users.agency_id", "users.id"], ondelete="CASCADE"
+        ),
+        Index("ix_recovery_codes_user", "agency_id", "user_id"),
+    )
+
+    user_id: uuid.UUID
+    code_hash: str = Field(max_length=64)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

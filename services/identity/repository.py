@@ -14,6 +14,8 @@ from services.identity.models import (
     AuthThrottle,
     Invitation,
     PasswordReset,
+    RecoveryCode,
+    TotpCredential,
     UserSession,
 )
 from tenants.models import Agency, ClientAssignment, Membership, User
@@ -159,3 +161,13 @@ async def clear_throttles_of(session: AsyncSession, email: str) -> None:
     )
     for row in (await session.execute(stmt)).scalars().all():
         await session.delete(row)
+
+
+async def totp_of(session: AsyncSession, user_id: uuid.UUID) -> TotpCredential | None:
+    stmt = select(TotpCredential).where(TotpCredential.user_id == user_id).with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def recovery_codes_of(session: AsyncSession, user_id: uuid.UUID) -> list[RecoveryCode]:
+    stmt = select(RecoveryCode).where(RecoveryCode.user_id == user_id)
+    return list((await session.execute(stmt)).scalars().all())

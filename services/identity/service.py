@@ -480,7 +480,7 @@ THROTTLE_WINDOW = timedelta(minutes=15)
 # Failures before a key is slowed down. The low limit applies to one e-mail from one address,
 # so an attacker elsewhere cannot cheaply lock a person out; the e-mail-wide limit stops a
 # distributed guess; the address-wide one stops stuffing many accounts from one place.
-THRESHOLDS = {"acct-ip": 5, "acct": 50, "ip": 20}
+THRESHOLDS = {"acct-ip": 5, "acct": 50, "ip": 20, "mfa": 5}
 FIRST_LOCK = timedelta(seconds=30)
 MAX_LOCK = timedelta(minutes=15)
 
@@ -582,14 +582,32 @@ async def sign_in(
     assert user.password_hash is not None
     if password_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
-    token = await open_session(session, agency, user, ip=ip, user_agent=user_agent)
-    audit.record(session, "auth.login", agency_id=agency.id, target_type="user", target_id=user.id)
+    from services.identity import mfa
+
+    pending = await mfa.has_second_factor(session, user.id)
+    token = await open_session(
+        session, agency, user, ip=ip, user_agent=user_agent, mfa_pending=pending
+    )
+    audit.record(
+        session,
+        "auth.login",
+        agency_id=agency.id,
+        target_type="user",
+        target_id=user.id,
+        data={"second_factor": "pending"} if pending else None,
+    )
     await session.flush()
     return user, token
 
 
 async def open_session(
-    session: AsyncSession, agency: Agency, user: User, *, ip: str | None, user_agent: str | None
+    session: AsyncSession,
+    agency: Agency,
+    user: User,
+    *,
+    ip: str | None,
+    user_agent: str | None,
+    mfa_pending: bool = False,
 ) -> str:
     """A new server-side browser session for `user`; returns the cookie token."""
     token = new_token(32)
@@ -602,6 +620,7 @@ async def open_session(
             expires_at=now + timedelta(hours=get_settings().session_ttl_hours),
             ip=ip,
             user_agent=(user_agent or "")[:400] or None,
+            mfa_pending=mfa_pending,
         )
     )
     user.last_login_at = now
@@ -694,7 +713,13 @@ async def reset_password(
     row.used_at = now
     await revoke_user_sessions(session, user.id)
     await repo.clear_throttles_of(session, user.email)
-    cookie = await open_session(session, agency, user, ip=ip, user_agent=user_agent)
+    from services.identity import mfa
+
+    # A reset proves control of the mailbox, not of the second factor: still owed.
+    pending = await mfa.has_second_factor(session, user.id)
+    cookie = await open_session(
+        session, agency, user, ip=ip, user_agent=user_agent, mfa_pending=pending
+    )
     audit.record(
         session, "auth.password_reset", agency_id=agency.id, target_type="user", target_id=user.id
     )
@@ -708,7 +733,7 @@ async def resolve_browser_session(
     await set_tenant(session, TenantContext.for_agency(agency.id))
     row = await repo.session_by_hash(session, sha256_hex(token))
     now = utcnow()
-    if row is None or row.revoked_at is not None or row.expires_at <= now:
+    if row is None or row.revoked_at is not None or row.expires_at <= now or row.mfa_pending:
         return None
     user = await repo.user(session, row.user_id)
     if user is None or user.status != UserStatus.ACTIVE:

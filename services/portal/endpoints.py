@@ -8,6 +8,7 @@ errors become branded pages (see `services.portal.routing`).
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.staticfiles import StaticFiles
@@ -16,6 +17,8 @@ from starlette.responses import RedirectResponse, Response
 
 from services.agencies import service as agencies
 from services.agencies.schemas import Branding
+from services.identity import mfa
+from services.identity import repository as identity_repo
 from services.identity import service as identity
 from services.identity.schemas import InvitationCreate
 from services.kit import ids
@@ -42,6 +45,7 @@ from services.portal.auth import (
     MaybeSignedIn,
     PortalAgency,
     PublicAgency,
+    SignedIn,
     UsersInvite,
     UsersRead,
 )
@@ -128,9 +132,147 @@ async def login(request: Request, agency: PublicAgency, session: DBSession) -> R
             {"email": email, "next": target or "", "error": error},
             status=status,
         )
+    return await _after_sign_in(session, agency, user, token, target)
+
+
+async def _after_sign_in(
+    session: AsyncSession,
+    agency: Any,
+    user: Any,
+    token: str,
+    target: str | None,
+    flash: str | None = None,
+) -> Response:
+    """Set the session cookie and go on: to the code prompt when a second factor is owed,
+    else to where the person was going."""
+    slug = agency.slug
+    if await mfa.has_second_factor(session, user.id):
+        response = _see_other(
+            f"/a/{slug}/login/verify" + (f"?next={quote(target, safe='/')}" if target else "")
+        )
+    else:
+        principal = await identity.principal_for_user(session, user, agency)
+        destination = target or portal.landing(principal, f"/a/{slug}")
+        response = (
+            _flash_redirect(destination, slug, flash) if flash else _see_other(destination)
+        )
+    security.set_session_cookie(response, slug, token)
+    return response
+
+
+@router.get("/login/verify", name="portal_mfa_page")
+async def mfa_page(
+    request: Request, agency: PublicAgency, session: DBSession, next: Text = ""
+) -> Response:
+    token = security.session_cookie(request)
+    if not token or await mfa.pending_sign_in(session, agency, token) is None:
+        return _see_other(f"/a/{agency.slug}/login")
+    target = security.safe_next(next, agency.slug) or ""
+    return page(request, "verify.html", {"next": target, "error": None})
+
+
+@router.post("/login/verify", name="portal_mfa", dependencies=[CsrfChecked])
+async def mfa_verify(request: Request, agency: PublicAgency, session: DBSession) -> Response:
+    form = await request.form()
+    target = security.safe_next(form.get("next"), agency.slug)
+    token = security.session_cookie(request) or ""
+    code = forms._text(form, "code")[:40]
+    try:
+        user = await mfa.complete_sign_in(
+            session, agency, token, code, ip=request.client.host if request.client else None
+        )
+    except NotFound:
+        return _see_other(f"/a/{agency.slug}/login")
+    except Unauthorized:
+        return page(request, "verify.html",
+                    {"next": target or "", "error": "That code is not right. Try the current one."},
+                    status=401)
+    except TooManyAttempts as exc:
+        return page(request, "verify.html",
+                    {"next": target or "",
+                     "error": f"Too many wrong codes. {exc.detail.split('; ')[-1].capitalize()}."},
+                    status=429)
     principal = await identity.principal_for_user(session, user, agency)
-    response = _see_other(target or portal.landing(principal, f"/a/{agency.slug}"))
-    security.set_session_cookie(response, agency.slug, token)
+    return _see_other(target or portal.landing(principal, f"/a/{agency.slug}"))
+
+
+# ---- the signed-in person's own account ---------------------------------------------------------
+
+
+async def _account_page(
+    request: Request, session: AsyncSession, agency: Any, principal: Principal,
+    *, recovery_codes: list[str] | None = None, error: str | None = None, status: int = 200,
+) -> Response:
+    me = await identity_repo.user(session, principal.user_id)
+    assert me is not None
+    enrolled = await mfa.has_second_factor(session, me.id)
+    enrolment = None if enrolled else await mfa.pending_enrolment(session, agency, me)
+    return page(request, "account.html", {
+        "nav": "account", "me": me, "enrolled": enrolled, "enrolment": enrolment,
+        "recovery_codes": recovery_codes, "error": error,
+    }, status=status)
+
+
+@router.get("/account", name="portal_account")
+async def account(
+    request: Request, agency: PortalAgency, principal: SignedIn, session: DBSession
+) -> Response:
+    return await _account_page(request, session, agency, principal)
+
+
+@router.post("/account/mfa/start", name="portal_mfa_start", dependencies=[CsrfChecked])
+async def mfa_start(
+    request: Request, agency: PortalAgency, principal: SignedIn, session: DBSession
+) -> Response:
+    me = await identity_repo.user(session, principal.user_id)
+    assert me is not None
+    try:
+        await mfa.start_enrolment(session, agency, me)
+    except Conflict as exc:
+        return await _account_page(request, session, agency, principal, error=exc.detail,
+                                   status=409)
+    return _see_other(f"/a/{agency.slug}/account")
+
+
+@router.post("/account/mfa/confirm", name="portal_mfa_confirm", dependencies=[CsrfChecked])
+async def mfa_confirm(
+    request: Request, agency: PortalAgency, principal: SignedIn, session: DBSession
+) -> Response:
+    me = await identity_repo.user(session, principal.user_id)
+    assert me is not None
+    code = forms._text(await request.form(), "code")[:40]
+    try:
+        codes = await mfa.confirm_enrolment(session, agency, me, code)
+    except (ValidationFailed, NotFound) as exc:
+        return await _account_page(request, session, agency, principal, error=exc.detail,
+                                   status=422)
+    return await _account_page(request, session, agency, principal, recovery_codes=codes)
+
+
+@router.post("/account/mfa/remove", name="portal_mfa_remove", dependencies=[CsrfChecked])
+async def mfa_remove(
+    request: Request, agency: PortalAgency, principal: SignedIn, session: DBSession
+) -> Response:
+    me = await identity_repo.user(session, principal.user_id)
+    assert me is not None
+    code = forms._text(await request.form(), "code")[:40]
+    try:
+        await mfa.remove(session, agency, me, code)
+    except ValidationFailed as exc:
+        raise FormRejected(await _account_page(request, session, agency, principal,
+                                               error=exc.detail, status=422)) from None
+    return _see_other(f"/a/{agency.slug}/account")
+
+
+@router.post("/account/sessions/revoke", name="portal_sign_out_everywhere",
+             dependencies=[CsrfChecked])
+async def sign_out_everywhere(
+    agency: PortalAgency, principal: SignedIn, session: DBSession
+) -> Response:
+    assert principal.user_id is not None
+    await identity.revoke_user_sessions(session, principal.user_id)
+    response = _flash_redirect(f"/a/{agency.slug}/login", agency.slug, "signed_out_everywhere")
+    security.clear_session_cookie(response, agency.slug)
     return response
 
 
@@ -534,12 +676,7 @@ async def accept_invitation(
                 status=422,
             )
         )
-    principal = await identity.principal_for_user(session, user, agency)
-    response = _flash_redirect(
-        portal.landing(principal, f"/a/{agency.slug}"), agency.slug, "welcome"
-    )
-    security.set_session_cookie(response, agency.slug, cookie)
-    return response
+    return await _after_sign_in(session, agency, user, cookie, None, flash="welcome")
 
 
 # ---- password reset ------------------------------------------------------------------------------
@@ -614,12 +751,7 @@ async def reset(request: Request, token: str, agency: PublicAgency, session: DBS
         raise FormRejected(
             page(request, "reset.html", {"email": user.email, "errors": errors}, status=422)
         )
-    principal = await identity.principal_for_user(session, user, agency)
-    response = _flash_redirect(
-        portal.landing(principal, f"/a/{agency.slug}"), agency.slug, "password_reset"
-    )
-    security.set_session_cookie(response, agency.slug, cookie)
-    return response
+    return await _after_sign_in(session, agency, user, cookie, None, flash="password_reset")
 
 
 # ---- agency branding ----------------------------------------------------------------------------

@@ -132,6 +132,7 @@ FLASHES: dict[str, tuple[str, str]] = {
     "invitation_revoked": ("success", "The invitation was revoked."),
     "branding_saved": ("success", "Branding saved. Your portal uses it from now on."),
     "signed_out": ("info", "You are signed out."),
+    "signed_out_everywhere": ("info", "You are signed out on every device."),
     "welcome": ("success", "Welcome! Your account is ready."),
     "password_reset": ("success", "Your new password is saved. Other devices were signed out."),
 }

@@ -1,4 +1,4 @@
-"""sign-in hardening: throttling counters, password-reset links, per-agency e-mail sender
+"""sign-in hardening: throttling, password-reset links, e-mail sender, TOTP and recovery codes
 
 Revision ID: 0004
 Revises: 0003
@@ -65,12 +65,54 @@ def upgrade() -> None:
         )
     enable_tenant_rls(op, "password_resets")
 
+    for table, extra in (
+        ("totp_credentials", [
+            sa.Column("secret_sealed", sa.String(length=500), nullable=False),
+            sa.Column("created_at", UTCDateTime(), nullable=False),
+            sa.Column("confirmed_at", UTCDateTime(), nullable=True),
+            sa.Column("last_step", sa.Integer(), nullable=False),
+        ]),
+        ("recovery_codes", [
+            sa.Column("code_hash", sa.String(length=64), nullable=False),
+            sa.Column("used_at", UTCDateTime(), nullable=True),
+        ]),
+    ):
+        op.create_table(
+            table,
+            sa.Column("agency_id", sa.Uuid(), nullable=False),
+            sa.Column("id", sa.Uuid(), nullable=False),
+            sa.Column("user_id", sa.Uuid(), nullable=False),
+            *extra,
+            sa.ForeignKeyConstraint(
+                ["agency_id", "user_id"], ["users.agency_id", "users.id"],
+                name=op.f(f"fk_{table}_agency_id_user_id_users"), ondelete="CASCADE",
+            ),
+            sa.ForeignKeyConstraint(
+                ["agency_id"], ["agencies.id"],
+                name=op.f(f"fk_{table}_agency_id_agencies"), ondelete="CASCADE",
+            ),
+            sa.PrimaryKeyConstraint("agency_id", "id", name=op.f(f"pk_{table}")),
+        )
+        enable_tenant_rls(op, table)
+    with op.batch_alter_table("totp_credentials") as batch_op:
+        batch_op.create_index("ix_totp_credentials_user", ["agency_id", "user_id"], unique=True)
+    with op.batch_alter_table("recovery_codes") as batch_op:
+        batch_op.create_index("ix_recovery_codes_user", ["agency_id", "user_id"], unique=False)
+    with op.batch_alter_table("user_sessions") as batch_op:
+        batch_op.add_column(
+            sa.Column("mfa_pending", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+
     with op.batch_alter_table("agencies") as batch_op:
         batch_op.add_column(sa.Column("mail_from_name", sa.String(length=120), nullable=True))
         batch_op.add_column(sa.Column("mail_from_address", sa.String(length=320), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("user_sessions") as batch_op:
+        batch_op.drop_column("mfa_pending")
+    op.drop_table("recovery_codes")
+    op.drop_table("totp_credentials")
     with op.batch_alter_table("agencies") as batch_op:
         batch_op.drop_column("mail_from_address")
         batch_op.drop_column("mail_from_name")

@@ -1,0 +1,160 @@
+"""Two-step sign-in with an authenticator app (TOTP) and recovery codes."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pyotp
+
+SECRET = re.compile(r'<code class="secret">([A-Z2-7]+)</code>')
+CODES = re.compile(r"<li><code>([a-z0-9]{5}-[a-z0-9]{5})</code></li>")
+
+
+def _next_code(totp: pyotp.TOTP) -> str:
+    """The next 30-second step's code (accepted for clock drift), not yet spent."""
+    return totp.at(time.time() + 30)
+
+
+async def _enrol(browser, slug) -> tuple[pyotp.TOTP, list[str]]:
+    started = await browser.submit(f"/a/{slug}/account", f"/a/{slug}/account/mfa/start", {})
+    assert started.status_code == 303
+    page = await browser.get(f"/a/{slug}/account")
+    assert 'alt="QR code for your authenticator app"' in page.text
+    totp = pyotp.TOTP(SECRET.search(page.text).group(1))
+    wrong = await browser.submit(
+        f"/a/{slug}/account",
+        f"/a/{slug}/account/mfa/confirm",
+        {"code": "000000" if totp.now() != "000000" else "111111"},
+    )
+    assert wrong.status_code == 422
+    done = await browser.submit(
+        f"/a/{slug}/account", f"/a/{slug}/account/mfa/confirm", {"code": totp.now()}
+    )
+    assert done.status_code == 200
+    codes = CODES.findall(done.text)
+    assert len(codes) == 10
+    return totp, codes
+
+
+async def test_enrol_then_sign_in_needs_the_code(make_agency, owner_browser, new_browser):
+    agency = await make_agency()
+    owner = await owner_browser(agency)
+    totp, codes = await _enrol(owner, agency.slug)
+
+    b = new_browser()
+    first = await b.sign_in(agency.slug, agency.owner_email, agency.owner_password)
+    assert first.status_code == 303 and first.headers["location"].endswith("/login/verify")
+    # the password alone does not sign in
+    assert (await b.get(f"/a/{agency.slug}/clients")).status_code in (302, 303)
+    bad = await b.submit(
+        f"/a/{agency.slug}/login/verify",
+        f"/a/{agency.slug}/login/verify",
+        {"code": "123456" if totp.now() != "123456" else "654321"},
+    )
+    assert bad.status_code == 401
+    good = await b.submit(
+        f"/a/{agency.slug}/login/verify",
+        f"/a/{agency.slug}/login/verify",
+        {"code": _next_code(totp)},
+    )
+    assert good.status_code == 303
+    assert (await b.get(f"/a/{agency.slug}/clients")).status_code == 200
+
+    # the same code cannot be used twice; a recovery code works once
+    c = new_browser()
+    await c.sign_in(agency.slug, agency.owner_email, agency.owner_password)
+    replay = await c.submit(
+        f"/a/{agency.slug}/login/verify",
+        f"/a/{agency.slug}/login/verify",
+        {"code": _next_code(totp)},
+    )
+    assert replay.status_code == 401
+    rescue = await c.submit(
+        f"/a/{agency.slug}/login/verify",
+        f"/a/{agency.slug}/login/verify",
+        {"code": codes[0].upper()},
+    )
+    assert rescue.status_code == 303
+    d = new_browser()
+    await d.sign_in(agency.slug, agency.owner_email, agency.owner_password)
+    reused = await d.submit(
+        f"/a/{agency.slug}/login/verify", f"/a/{agency.slug}/login/verify", {"code": codes[0]}
+    )
+    assert reused.status_code == 401
+
+
+async def test_wrong_codes_are_throttled(make_agency, owner_browser, new_browser):
+    agency = await make_agency()
+    owner = await owner_browser(agency)
+    totp, _ = await _enrol(owner, agency.slug)
+    b = new_browser()
+    await b.sign_in(agency.slug, agency.owner_email, agency.owner_password)
+    wrong = "000000" if totp.now() != "000000" else "111111"
+    for _ in range(5):
+        await b.submit(
+            f"/a/{agency.slug}/login/verify", f"/a/{agency.slug}/login/verify", {"code": wrong}
+        )
+    locked = await b.submit(
+        f"/a/{agency.slug}/login/verify",
+        f"/a/{agency.slug}/login/verify",
+        {"code": _next_code(totp)},
+    )
+    assert locked.status_code == 429
+
+
+async def test_a_reset_link_does_not_skip_the_second_factor(
+    make_agency, owner_browser, new_browser, mailbox
+):
+    from tests.portal.test_password_reset import _request_link
+
+    agency = await make_agency()
+    owner = await owner_browser(agency)
+    await _enrol(owner, agency.slug)
+    b = new_browser()
+    link = await _request_link(b, agency, agency.owner_email, mailbox)
+    done = await b.submit(
+        link, link, {"password": "after-reset-123", "password_confirm": "after-reset-123"}
+    )
+    assert done.status_code == 303 and "/login/verify" in done.headers["location"]
+    assert (await b.get(f"/a/{agency.slug}/clients")).status_code in (302, 303)
+
+
+async def test_turn_off_and_sign_out_everywhere(make_agency, owner_browser, new_browser):
+    agency = await make_agency()
+    owner = await owner_browser(agency)
+    _, codes = await _enrol(owner, agency.slug)
+    off = await owner.submit(
+        f"/a/{agency.slug}/account", f"/a/{agency.slug}/account/mfa/remove", {"code": codes[1]}
+    )
+    assert off.status_code == 303
+    b = new_browser()
+    assert (
+        (await b.sign_in(agency.slug, agency.owner_email, agency.owner_password))
+        .headers["location"]
+        .endswith("/clients")
+    )
+    out = await owner.submit(
+        f"/a/{agency.slug}/account", f"/a/{agency.slug}/account/sessions/revoke", {}
+    )
+    assert out.status_code == 303
+    for browser in (owner, b):
+        assert (await browser.get(f"/a/{agency.slug}/clients")).status_code in (302, 303)
+
+
+async def test_the_secret_is_sealed_at_rest(make_agency, owner_browser):
+    from sqlalchemy import select
+
+    from services.identity.models import TotpCredential
+    from services.kit.db import unit_of_work
+    from tenants.context import TenantContext
+    from tenants.scoping import set_tenant
+
+    agency = await make_agency()
+    owner = await owner_browser(agency)
+    await owner.submit(f"/a/{agency.slug}/account", f"/a/{agency.slug}/account/mfa/start", {})
+    secret = SECRET.search((await owner.get(f"/a/{agency.slug}/account")).text).group(1)
+    async with unit_of_work() as session:
+        await set_tenant(session, TenantContext.for_agency(agency.id))
+        [row] = (await session.execute(select(TotpCredential))).scalars().all()
+    assert secret not in row.secret_sealed and row.secret_sealed.startswith("v1:")
