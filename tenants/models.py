@@ -38,6 +38,8 @@ class Agency(Timestamped, SQLModel, table=True):
     # The sender of the e-mail the platform sends for this agency (invitations, resets).
     mail_from_name: str | None = Field(default=None, max_length=120)
     mail_from_address: str | None = Field(default=None, max_length=320)
+    # Everyone must set up two-step sign-in before using the portal or signing in to apps.
+    mfa_required: bool = False
 
 
 class LifecycleStage(StrEnum):

@@ -42,6 +42,7 @@ class Branding(StrictInput):
     support_email: EmailStr | None = None
     mail_from_name: str | None = Field(default=None, min_length=1, max_length=120)
     mail_from_address: EmailStr | None = None
+    mfa_required: bool | None = None
 
 
 class AgencyCreate(StrictInput):
@@ -67,6 +68,7 @@ class AgencyOut(Output):
     support_email: str | None
     mail_from_name: str | None
     mail_from_address: str | None
+    mfa_required: bool
     created_at: datetime
     updated_at: datetime
 

@@ -3,6 +3,7 @@ memberships and invitations. No HTTP here; endpoints and the portal call these."
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import uuid
@@ -741,6 +742,11 @@ async def resolve_browser_session(
     if now - row.last_seen_at > LAST_USED_RESOLUTION:
         row.last_seen_at = now
     principal = await principal_for_user(session, user, agency, session_id=row.id)
+    if agency.mfa_required:
+        from services.identity import mfa
+
+        if not await mfa.has_second_factor(session, user.id):
+            principal = dataclasses.replace(principal, extra={"second_factor": "setup_required"})
     await scope_to(session, principal)
     return principal
 

@@ -24,7 +24,7 @@ from services.kit.web import DBSession
 from services.portal import security
 from services.portal import service as portal
 from services.portal.rendering import Brand
-from services.portal.routing import CsrfRejected, LoginRequired
+from services.portal.routing import CsrfRejected, LoginRequired, SecondFactorSetupRequired
 from tenants.context import TenantContext
 from tenants.models import Agency, AgencyStatus
 from tenants.principal import Principal
@@ -64,6 +64,10 @@ async def optional_principal(
     principal = await identity.resolve_browser_session(session, agency, token)
     if principal is None:
         return None
+    if principal.extra.get("second_factor") == "setup_required":
+        own = request.url.path
+        if not (own.startswith(f"/a/{agency.slug}/account") or own.endswith("/logout")):
+            raise SecondFactorSetupRequired(agency.slug)
     request.state.portal_principal = principal
     request.state.portal_viewer = await portal.viewer(session, principal)
     request.state.portal_home = portal.landing(principal, f"/a/{agency.slug}")

@@ -210,6 +210,8 @@ async def _account_page(
     return page(request, "account.html", {
         "nav": "account", "me": me, "enrolled": enrolled, "enrolment": enrolment,
         "recovery_codes": recovery_codes, "error": error,
+        "setup_required": principal.extra.get("second_factor") == "setup_required"
+        and not recovery_codes,
     }, status=status)
 
 
@@ -764,6 +766,7 @@ BRANDING_FIELDS = (
     "support_email",
     "mail_from_name",
     "mail_from_address",
+    "mfa_required",
 )
 
 
@@ -800,6 +803,7 @@ async def branding_update(
                 "support_email": values["support_email"] or None,
                 "mail_from_name": values["mail_from_name"] or None,
                 "mail_from_address": values["mail_from_address"] or None,
+                "mfa_required": values["mfa_required"] == "on",
                 **{
                     k: values[k] for k in ("brand_primary_color", "brand_accent_color") if values[k]
                 },

@@ -37,6 +37,15 @@ class LoginRequired(Exception):
         self.next_url = next_url
 
 
+class SecondFactorSetupRequired(LoginRequired):
+    """The agency requires two-step sign-in and this person has not set it up yet: every
+    page sends them to their account page until they do."""
+
+    def __init__(self, slug: str) -> None:
+        super().__init__(slug, None)
+        self.url = f"/a/{slug}/account?required=1"
+
+
 class FormRejected(Exception):
     """Carries the re-rendered form; raised so the unit of work rolls back."""
 
@@ -54,7 +63,7 @@ class CsrfRejected(SwitchboardError):
 
 
 def login_redirect(request: Request, exc: LoginRequired) -> Response:
-    url = f"/a/{exc.slug}/login"
+    url = getattr(exc, "url", None) or f"/a/{exc.slug}/login"
     if exc.next_url:
         url += "?" + urlencode({"next": exc.next_url})
     if request.headers.get("hx-request"):

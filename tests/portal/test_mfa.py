@@ -158,3 +158,42 @@ async def test_the_secret_is_sealed_at_rest(make_agency, owner_browser):
         await set_tenant(session, TenantContext.for_agency(agency.id))
         [row] = (await session.execute(select(TotpCredential))).scalars().all()
     assert secret not in row.secret_sealed and row.secret_sealed.startswith("v1:")
+
+
+async def test_agency_policy_requires_everyone_to_set_it_up(
+    client, make_agency, owner_browser, new_browser
+):
+    agency = await make_agency()
+    on = await client.patch("/api/v1/agency", headers=agency.headers, json={"mfa_required": True})
+    assert on.status_code == 200 and on.json()["mfa_required"] is True
+    b = new_browser()
+    signed = await b.sign_in(agency.slug, agency.owner_email, agency.owner_password)
+    assert signed.status_code == 303
+    blocked = await b.get(f"/a/{agency.slug}/clients")
+    assert blocked.status_code == 303 and blocked.headers["location"].endswith(
+        "/account?required=1"
+    )
+    account = await b.get(f"/a/{agency.slug}/account?required=1")
+    assert account.status_code == 200 and "requires two-step sign-in" in account.text
+    await _enrol(b, agency.slug)
+    assert (await b.get(f"/a/{agency.slug}/clients")).status_code == 200
+    # null leaves the policy as it is; false turns it off
+    kept = await client.patch("/api/v1/agency", headers=agency.headers, json={"mfa_required": None})
+    assert kept.json()["mfa_required"] is True
+
+
+async def test_policy_is_set_on_the_settings_page(make_agency, owner_browser):
+    agency = await make_agency()
+    owner = await owner_browser(agency)
+    page = await owner.get(f"/a/{agency.slug}/settings/branding")
+    values = {
+        "name": "Policy Co",
+        "brand_primary_color": "#2563eb",
+        "brand_accent_color": "#0f172a",
+        "mfa_required": "on",
+    }
+    saved = await owner.submit(
+        f"/a/{agency.slug}/settings/branding", f"/a/{agency.slug}/settings/branding", values
+    )
+    assert page.status_code == 200 and saved.status_code == 303
+    assert (await owner.get(f"/a/{agency.slug}/clients")).status_code == 303  # now owed

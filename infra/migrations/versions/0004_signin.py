@@ -106,6 +106,9 @@ def upgrade() -> None:
     with op.batch_alter_table("agencies") as batch_op:
         batch_op.add_column(sa.Column("mail_from_name", sa.String(length=120), nullable=True))
         batch_op.add_column(sa.Column("mail_from_address", sa.String(length=320), nullable=True))
+        batch_op.add_column(
+            sa.Column("mfa_required", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
 
 
 def downgrade() -> None:
@@ -114,6 +117,7 @@ def downgrade() -> None:
     op.drop_table("recovery_codes")
     op.drop_table("totp_credentials")
     with op.batch_alter_table("agencies") as batch_op:
+        batch_op.drop_column("mfa_required")
         batch_op.drop_column("mail_from_address")
         batch_op.drop_column("mail_from_name")
     op.drop_table("password_resets")
