@@ -99,23 +99,30 @@ def agency_create(
     typer.echo(f"API key: {out['api_key']}   (shown once)")
 
 
-async def _create_key(slug: str, name: str) -> dict[str, Any]:
-    import tenants  # noqa: F401
+async def _as_agency_owner(session: Any, slug: str) -> Any:
+    """Operator work inside one agency: find it by slug (the one bypass), then act in it."""
     from services.agencies import repository as agencies
-    from services.identity import service as identity
-    from services.kit import ids
-    from services.kit.db import unit_of_work
     from services.kit.errors import NotFound
     from tenants.principal import Principal
     from tenants.scoping import scope_to, unscoped
 
+    async with unscoped(session, "operator CLI: find agency by slug"):
+        agency = await agencies.by_slug(session, slug)
+    if agency is None:
+        raise NotFound(f"no agency with slug {slug!r}")
+    principal = Principal.acting_in(agency.id, agency.slug, "platform operator (CLI)")
+    await scope_to(session, principal)
+    return principal
+
+
+async def _create_key(slug: str, name: str) -> dict[str, Any]:
+    import tenants  # noqa: F401
+    from services.identity import service as identity
+    from services.kit import ids
+    from services.kit.db import unit_of_work
+
     async with unit_of_work() as session:
-        async with unscoped(session, "operator CLI: find agency by slug"):
-            agency = await agencies.by_slug(session, slug)
-        if agency is None:
-            raise NotFound(f"no agency with slug {slug!r}")
-        principal = Principal.acting_in(agency.id, agency.slug, "platform operator (CLI)")
-        await scope_to(session, principal)
+        principal = await _as_agency_owner(session, slug)
         key, raw = await identity.create_api_key(session, principal, name=name)
     return {"api_key_id": ids.encode("key", key.id), "slug": slug, "api_key": raw}
 
@@ -138,21 +145,12 @@ def apikey_create(
 
 async def _create_scim_token(slug: str, name: str) -> dict[str, Any]:
     import tenants  # noqa: F401
-    from services.agencies import repository as agencies
     from services.kit import ids
     from services.kit.db import unit_of_work
-    from services.kit.errors import NotFound
     from services.scim import service as scim
-    from tenants.principal import Principal
-    from tenants.scoping import scope_to, unscoped
 
     async with unit_of_work() as session:
-        async with unscoped(session, "operator CLI: find agency by slug"):
-            agency = await agencies.by_slug(session, slug)
-        if agency is None:
-            raise NotFound(f"no agency with slug {slug!r}")
-        principal = Principal.acting_in(agency.id, agency.slug, "platform operator (CLI)")
-        await scope_to(session, principal)
+        principal = await _as_agency_owner(session, slug)
         token, raw = await scim.create_token(session, principal, name=name)
     return {
         "scim_token_id": ids.encode("sct", token.id),
@@ -202,19 +200,11 @@ def oauth2_rotate_key(
 
 async def _outbox(slug: str, limit: int) -> list[dict[str, Any]]:
     import tenants  # noqa: F401
-    from services.agencies import service as agencies
     from services.kit import ids, mail
     from services.kit.db import unit_of_work
-    from services.kit.errors import NotFound
-    from tenants.principal import Principal
-    from tenants.scoping import scope_to, unscoped
 
     async with unit_of_work() as session:
-        async with unscoped(session, "operator CLI: find agency by slug"):
-            agency = await agencies.by_public_slug(session, slug)
-        if agency is None:
-            raise NotFound(f"no agency with slug {slug!r}")
-        await scope_to(session, Principal.acting_in(agency.id, agency.slug, "operator CLI"))
+        await _as_agency_owner(session, slug)
         rows = await mail.recent(session, limit)
     return [
         {
