@@ -22,7 +22,9 @@ from services.kit.crypto import constant_time_equal, new_token, seal, sha256_hex
 from services.kit.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from services.kit.types import utcnow
 from tenants import audit
+from tenants.context import TenantContext
 from tenants.models import Agency, User, UserStatus
+from tenants.scoping import set_tenant
 
 _PURPOSE = "identity/totp"
 RECOVERY_CODES = 10
@@ -171,8 +173,6 @@ async def pending_sign_in(
     """The half-open session behind a cookie (password given, code owed), if any."""
     from services.identity.repository import session_by_hash
     from services.identity.repository import user as user_by_id
-    from tenants.context import TenantContext
-    from tenants.scoping import set_tenant
 
     await set_tenant(session, TenantContext.for_agency(agency.id))
     row = await session_by_hash(session, sha256_hex(token))
