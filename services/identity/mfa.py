@@ -193,10 +193,10 @@ async def complete_sign_in(
         raise NotFound("this sign-in has expired; start again")
     row, user = pending
     keys = [f"mfa:{user.id}"]
-    throttles = await identity._refuse_if_throttled(session, agency, keys, user.email)
+    throttles = await identity.refuse_if_throttled(session, agency, keys, user.email)
     method = await _accept(session, user, code)
     if method is None:
-        await identity._count_failure(session, agency, keys, throttles)
+        await identity.count_failure(session, agency, keys, throttles)
         audit.record(
             session, "auth.mfa_failed", agency_id=agency.id, target_type="user", target_id=user.id
         )

@@ -493,7 +493,7 @@ def _throttle_keys(email: str, ip: str | None) -> list[str]:
     return keys
 
 
-async def _refuse_if_throttled(
+async def refuse_if_throttled(
     session: AsyncSession, agency: Agency, keys: list[str], email: str
 ) -> list[AuthThrottle]:
     rows = await repo.throttles(session, keys)
@@ -514,7 +514,7 @@ async def _refuse_if_throttled(
     return rows
 
 
-async def _count_failure(
+async def count_failure(
     session: AsyncSession, agency: Agency, keys: list[str], rows: list[AuthThrottle]
 ) -> None:
     """Count a failed sign-in against each key; past a threshold, lock it for a while that
@@ -564,11 +564,11 @@ async def sign_in(
     """
     email = normalize_email(email)
     keys = _throttle_keys(email, ip)
-    rows = await _refuse_if_throttled(session, agency, keys, email)
+    rows = await refuse_if_throttled(session, agency, keys, email)
     user = await repo.user_by_email(session, email)
     ok = verify_password(user.password_hash if user else None, password)
     if user is None or not ok or user.status != UserStatus.ACTIVE:
-        await _count_failure(session, agency, keys, rows)
+        await count_failure(session, agency, keys, rows)
         audit.record(
             session,
             "auth.login_failed",
