@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import String, and_, case, func, literal, or_, select
+from sqlalchemy import Select, String, and_, case, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -281,6 +281,30 @@ async def user_row(
     return (row[0], row[1]) if row is not None else None
 
 
+async def _page(
+    session: AsyncSession,
+    base: Select[Any],
+    *,
+    where: ColumnElement[bool] | None,
+    order_by: Any,
+    default_order: Any,
+    id_column: Any,
+    descending: bool,
+    offset: int,
+    limit: int,
+) -> tuple[int, list[tuple[Any, Any]]]:
+    """Total and one page of (row, extra) pairs: filtered, ordered (id breaks ties), paged."""
+    if where is not None:
+        base = base.where(where)
+    total = (await session.execute(select(func.count()).select_from(base.subquery()))).scalar_one()
+    if limit <= 0:
+        return total, []
+    key = _ordered(order_by if order_by is not None else default_order, descending)
+    stmt = base.order_by(key, id_column).offset(offset).limit(limit)
+    rows = (await session.execute(stmt)).all()
+    return total, [(r[0], r[1]) for r in rows]
+
+
 async def users_page(
     session: AsyncSession,
     *,
@@ -290,16 +314,17 @@ async def users_page(
     offset: int,
     limit: int,
 ) -> tuple[int, list[tuple[User, ScimUserProfile | None]]]:
-    base = _users()
-    if where is not None:
-        base = base.where(where)
-    total = (await session.execute(select(func.count()).select_from(base.subquery()))).scalar_one()
-    if limit <= 0:
-        return total, []
-    key = _ordered(order_by if order_by is not None else User.created_at, descending)
-    stmt = base.order_by(key, User.id).offset(offset).limit(limit)
-    rows = (await session.execute(stmt)).all()
-    return total, [(r[0], r[1]) for r in rows]
+    return await _page(
+        session,
+        _users(),
+        where=where,
+        order_by=order_by,
+        default_order=User.created_at,
+        id_column=User.id,
+        descending=descending,
+        offset=offset,
+        limit=limit,
+    )
 
 
 async def profile(session: AsyncSession, user_id: uuid.UUID) -> ScimUserProfile | None:
@@ -401,16 +426,17 @@ async def groups_page(
     offset: int,
     limit: int,
 ) -> tuple[int, list[tuple[ScimGroup, str]]]:
-    base = _groups()
-    if where is not None:
-        base = base.where(where)
-    total = (await session.execute(select(func.count()).select_from(base.subquery()))).scalar_one()
-    if limit <= 0:
-        return total, []
-    key = _ordered(order_by if order_by is not None else ScimGroup.created_at, descending)
-    stmt = base.order_by(key, ScimGroup.id).offset(offset).limit(limit)
-    rows = (await session.execute(stmt)).all()
-    return total, [(r[0], r[1]) for r in rows]
+    return await _page(
+        session,
+        _groups(),
+        where=where,
+        order_by=order_by,
+        default_order=ScimGroup.created_at,
+        id_column=ScimGroup.id,
+        descending=descending,
+        offset=offset,
+        limit=limit,
+    )
 
 
 async def group_named(

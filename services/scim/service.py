@@ -752,33 +752,26 @@ class Query:
     count: int
 
 
+def _page_args(query: Query, attributes: Any) -> dict[str, Any]:
+    """A SCIM list query as repository arguments: filter and sort resolved to SQL."""
+    return {
+        "where": to_condition(query.filter, attributes) if query.filter else None,
+        "order_by": resolve_sort(query.sort_by, attributes) if query.sort_by else None,
+        "descending": query.descending,
+        "offset": query.start_index - 1,
+        "limit": query.count,
+    }
+
+
 async def list_users(session: AsyncSession, query: Query) -> tuple[int, list[UserState]]:
     await ensure_groups(session)
-    where = to_condition(query.filter, repo.USER_ATTRIBUTES) if query.filter else None
-    order = resolve_sort(query.sort_by, repo.USER_ATTRIBUTES) if query.sort_by else None
-    total, rows = await repo.users_page(
-        session,
-        where=where,
-        order_by=order,
-        descending=query.descending,
-        offset=query.start_index - 1,
-        limit=query.count,
-    )
+    total, rows = await repo.users_page(session, **_page_args(query, repo.USER_ATTRIBUTES))
     return total, await user_states(session, rows)
 
 
 async def list_groups(session: AsyncSession, query: Query) -> tuple[int, list[GroupState]]:
     await ensure_groups(session)
-    where = to_condition(query.filter, repo.GROUP_ATTRIBUTES) if query.filter else None
-    order = resolve_sort(query.sort_by, repo.GROUP_ATTRIBUTES) if query.sort_by else None
-    total, rows = await repo.groups_page(
-        session,
-        where=where,
-        order_by=order,
-        descending=query.descending,
-        offset=query.start_index - 1,
-        limit=query.count,
-    )
+    total, rows = await repo.groups_page(session, **_page_args(query, repo.GROUP_ATTRIBUTES))
     return total, await group_states(session, rows)
 
 
