@@ -15,6 +15,7 @@ import tenants  # noqa: F401  (installs the tenant-scoping hooks)
 from services.agencies.endpoints import router as agencies_router
 from services.audit.endpoints import router as audit_router
 from services.identity.endpoints import router as identity_router
+from services.identity.keycache import KeyCacheListener
 from services.kit.db import dispose_engines, get_engine
 from services.kit.logging import configure_logging
 from services.kit.web import EdgeMiddleware, install_error_handlers
@@ -30,8 +31,16 @@ def _operation_id(route: APIRoute) -> str:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    yield
-    await dispose_engines()
+    # Cached API keys may live longer while this process hears revocations (keycache).
+    listener = KeyCacheListener.from_settings()
+    if listener is not None:
+        listener.start()
+    try:
+        yield
+    finally:
+        if listener is not None:
+            await listener.stop()
+        await dispose_engines()
 
 
 def create_app() -> FastAPI:
@@ -43,6 +52,11 @@ def create_app() -> FastAPI:
         summary="One login, one client record, one bill for every solution an agency sells.",
         generate_unique_id_function=_operation_id,
         lifespan=_lifespan,
+        telemetry={
+            "tracing": settings.opentelemetry,
+            "metrics": settings.opentelemetry,
+            "logs": settings.opentelemetry,
+        },
         docs_url="/docs",
         redoc_url=None,
     )

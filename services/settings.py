@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     log_json: bool = True
     db_pool_size: int = 10
     db_max_overflow: int = 10
+    # The lean read path's own driver pool (tenants/reads.py), per process.
+    db_read_pool_size: int = 10
     # The PostgreSQL roles the application drops to for every transaction: agency-wide
     # sessions, and client-scoped sessions (client users, assigned staff, client-scoped keys).
     db_app_role: str = "switchboard_app"
@@ -37,9 +39,17 @@ class Settings(BaseSettings):
     # The PostgreSQL role used by the explicit, audited unscoped() bypass.
     db_operator_role: str = "switchboard_operator"
     max_body_bytes: int = 1_048_576
-    # How long a resolved API key is reused without a database lookup (0: never). Revocation
-    # is immediate in the process that revokes; other processes follow within this time.
+    # FastAPI's native OpenTelemetry traces, metrics and logs, for installations that
+    # configure an OpenTelemetry SDK. Off by default: /metrics (Prometheus) and the JSON logs
+    # need nothing else, and the check costs every request.
+    opentelemetry: bool = False
+    # How long a resolved API key is reused without a database lookup (0: never), see
+    # services/identity/keycache.py. Revocation is immediate in the process that revokes; other
+    # processes follow within `api_key_cache_seconds`, or at once while they listen for
+    # PostgreSQL notifications, when entries may live `api_key_cache_live_seconds` (which is
+    # also how often an API key's last-used time is refreshed).
     api_key_cache_seconds: float = 5.0
+    api_key_cache_live_seconds: float = 60.0
     session_ttl_hours: int = 12
     smtp_host: str = ""
     smtp_port: int = 25
@@ -70,22 +80,22 @@ class Settings(BaseSettings):
             raise ValueError("SWITCHBOARD_SECRET_KEY must be at least 32 characters in production")
         return self
 
-    # ---- database URLs -------------------------------------------------------------------
-    @property
+    # ---- database URLs (computed once: the settings object is not changed after loading) ---
+    @cached_property
     def is_postgres(self) -> bool:
         return self.url.get_backend_name() == "postgresql"
 
-    @property
+    @cached_property
     def url(self) -> URL:
         raw = self.database_url or f"sqlite:///{(self.var_dir / 'switchboard.sqlite3').as_posix()}"
         return make_url(raw)
 
-    @property
+    @cached_property
     def async_database_url(self) -> URL:
         """The URL with the async driver this backend uses (asyncpg / aiosqlite)."""
         return _with_driver(self.url, {"postgresql": "asyncpg", "sqlite": "aiosqlite"})
 
-    @property
+    @cached_property
     def sync_database_url(self) -> URL:
         """The URL with a synchronous driver (psycopg 3 / sqlite3), for Alembic and Authlib."""
         return _with_driver(self.url, {"postgresql": "psycopg", "sqlite": "pysqlite"})

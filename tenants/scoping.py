@@ -79,6 +79,16 @@ async def scope_to(session: AsyncSession, principal: Principal) -> None:
     await set_tenant(session, principal.tenant(), principal)
 
 
+def bind_principal(session: AsyncSession, principal: Principal) -> None:
+    """`scope_to` for a session that has not begun a transaction yet (no database call). The
+    platform operator, who has no agency, is recorded as the actor and gets no tenant."""
+    if session.in_transaction():
+        raise RuntimeError("bind_principal() on a session with an open transaction")
+    session.info[PRINCIPAL_KEY] = principal
+    if principal.agency_id is not None:
+        session.info[TENANT_KEY] = principal.tenant()
+
+
 @asynccontextmanager
 async def unscoped(session: AsyncSession, reason: str) -> AsyncIterator[AsyncSession]:
     """Run the block with no tenant filter (and the operator role on PostgreSQL).

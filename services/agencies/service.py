@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.agencies import repository as repo
 from services.agencies.schemas import AgencyCreate, AgencyUpdate, Branding
 from services.identity import service as identity
-from services.identity.service import principal_cache
+from services.identity.keycache import invalidate_on_commit
 from services.kit.errors import Conflict, NotFound
 from services.kit.types import utcnow
 from tenants.context import TenantContext
@@ -88,7 +88,7 @@ async def operator_update(
             raise NotFound("no such agency")
         _apply(agency, data)
         await session.flush()
-    principal_cache.forget()  # a suspended agency's keys stop working at once here
+    await invalidate_on_commit(session)  # a suspended agency's keys stop working at once
     return agency
 
 

@@ -8,21 +8,32 @@ from typing import Annotated
 
 import structlog
 from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.identity.service import resolve_bearer
+from services.identity.service import resolve_api_key
+from services.kit import web
 from services.kit.errors import Forbidden, Unauthorized
-from services.kit.web import DBSession
 from tenants.principal import Principal
 from tenants.roles import Permission
+from tenants.scoping import bind_principal, scope_to
 
 
-async def api_principal(request: Request, session: DBSession) -> Principal:
+async def api_principal(request: Request) -> Principal:
+    """The caller of an API route. Needs no request session: a cached key costs nothing, an
+    uncached one one short transaction; the request's session, if the route opens one, is
+    scoped to the principal whichever of the two dependencies FastAPI resolves first."""
     header = request.headers.get("authorization", "")
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() != "bearer" or not credentials.strip():
         raise Unauthorized("send an API key as `Authorization: Bearer <key>`")
-    principal = await resolve_bearer(session, credentials.strip())
+    principal = await resolve_api_key(credentials.strip())
     request.state.principal = principal
+    session: AsyncSession | None = getattr(request.state, "db", None)
+    if session is not None:
+        if principal.agency_id is None:
+            bind_principal(session, principal)
+        else:
+            await scope_to(session, principal)
     structlog.contextvars.bind_contextvars(
         agency_id=str(principal.agency_id) if principal.agency_id else None,
         actor=principal.kind,
@@ -30,6 +41,14 @@ async def api_principal(request: Request, session: DBSession) -> Principal:
     )
     return principal
 
+
+def _scope_request_session(request: Request, session: AsyncSession) -> None:
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is not None:
+        bind_principal(session, principal)
+
+
+web.session_openers.append(_scope_request_session)
 
 AnyPrincipal = Annotated[Principal, Depends(api_principal)]
 

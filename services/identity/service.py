@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.identity import repository as repo
+from services.identity.keycache import invalidate_on_commit, principal_cache
 from services.identity.models import ApiKey, AuthThrottle, Invitation, PasswordReset, UserSession
 from services.kit import ids, jobs
 from services.kit.crypto import (
@@ -25,6 +25,7 @@ from services.kit.crypto import (
     sha256_hex,
     verify_password,
 )
+from services.kit.db import unit_of_work
 from services.kit.errors import (
     Conflict,
     Forbidden,
@@ -65,60 +66,41 @@ def agency_of_api_key(raw: str) -> uuid.UUID | None:
     return ids.decode("a", f"a_{parts[1]}")
 
 
-class _PrincipalCache:
-    """Resolved API keys, by key hash, for a few seconds (SWITCHBOARD_API_KEY_CACHE_SECONDS):
-    the hot path then needs no lookup round trip. Revoking a key or changing an agency clears
-    this process's entries at once; other processes follow within the TTL."""
-
-    def __init__(self, max_entries: int = 10_000) -> None:
-        self._entries: dict[str, tuple[float, Principal, datetime | None]] = {}
-        self._max = max_entries
-
-    def get(self, key_hash: str) -> Principal | None:
-        hit = self._entries.get(key_hash)
-        if hit is None:
-            return None
-        expires, principal, key_expires = hit
-        if time.monotonic() >= expires or (key_expires is not None and key_expires <= utcnow()):
-            self._entries.pop(key_hash, None)
-            return None
-        return principal
-
-    def put(self, key_hash: str, principal: Principal, key_expires: datetime | None) -> None:
-        ttl = get_settings().api_key_cache_seconds
-        if ttl <= 0:
-            return
-        if len(self._entries) >= self._max:
-            self._entries.pop(next(iter(self._entries)))
-        self._entries[key_hash] = (time.monotonic() + ttl, principal, key_expires)
-
-    def forget(self, key_hash: str | None = None) -> None:
-        if key_hash is None:
-            self._entries.clear()
-        else:
-            self._entries.pop(key_hash, None)
+_operator_key_hash: tuple[str, str] | None = None
 
 
-principal_cache = _PrincipalCache()
+def _is_operator_key(key_hash: str) -> bool:
+    global _operator_key_hash
+    configured = get_settings().operator_api_key
+    if not configured:
+        return False
+    if _operator_key_hash is None or _operator_key_hash[0] != configured:
+        _operator_key_hash = (configured, sha256_hex(configured))
+    return constant_time_equal(key_hash, _operator_key_hash[1])
 
 
-async def resolve_bearer(session: AsyncSession, raw: str) -> Principal:
-    """Turn an `Authorization: Bearer` value into a Principal, and scope the session to it."""
-    settings = get_settings()
+async def resolve_api_key(raw: str) -> Principal:
+    """Turn an `Authorization: Bearer` value into a Principal: from the per-process cache
+    (see keycache), or with one short transaction of its own in the key's agency."""
     key_hash = sha256_hex(raw)
-    if settings.operator_api_key and constant_time_equal(
-        key_hash, sha256_hex(settings.operator_api_key)
-    ):
-        principal = Principal.operator()
-        session.info["principal"] = principal
-        return principal
+    if _is_operator_key(key_hash):
+        return Principal.operator()
     agency_id = agency_of_api_key(raw)
     if agency_id is None:
         raise Unauthorized("the bearer token is not a Switchboard API key")
     cached = principal_cache.get(key_hash)
     if cached is not None and cached.agency_id == agency_id:
-        await scope_to(session, cached)
         return cached
+    generation = principal_cache.generation
+    async with unit_of_work() as session:
+        principal, expires_at = await _load_api_key(session, agency_id, key_hash)
+    principal_cache.put(key_hash, principal, expires_at, generation)
+    return principal
+
+
+async def _load_api_key(
+    session: AsyncSession, agency_id: uuid.UUID, key_hash: str
+) -> tuple[Principal, datetime | None]:
     await set_tenant(session, TenantContext.for_agency(agency_id))
     found = await repo.api_key_with_agency(session, key_hash)
     now = utcnow()
@@ -142,9 +124,7 @@ async def resolve_bearer(session: AsyncSession, raw: str) -> Principal:
         api_key_id=key.id,
         label=f"API key {key.name}",
     )
-    principal_cache.put(key_hash, principal, key.expires_at)
-    await scope_to(session, principal)
-    return principal
+    return principal, key.expires_at
 
 
 async def create_api_key(
@@ -192,7 +172,7 @@ async def revoke_api_key(session: AsyncSession, principal: Principal, key_id: uu
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         await session.flush()
-    principal_cache.forget(key.key_hash)
+    await invalidate_on_commit(session, key.key_hash)
     return key
 
 
@@ -800,6 +780,6 @@ def require(principal: Principal, permission: Permission) -> None:
 __all__: Sequence[str] = [
     "accept_invitation",
     "create_api_key",
-    "resolve_bearer",
+    "resolve_api_key",
     "sign_in",
 ]

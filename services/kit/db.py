@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -34,6 +35,7 @@ class AppSession(Session):
 
 
 _engines: dict[tuple[int, int, str], AsyncEngine] = {}
+_read_pools: dict[tuple[int, int, str], Any] = {}  # asyncpg.Pool per process and loop
 _sync_engines: dict[tuple[int, str], Engine] = {}
 _factories: dict[tuple[int, int, str], async_sessionmaker[AsyncSession]] = {}
 
@@ -132,9 +134,52 @@ async def unit_of_work(settings: Settings | None = None) -> AsyncIterator[AsyncS
     await jobs.dispatch_committed(session)
 
 
+async def _init_read_connection(conn: Any) -> None:
+    for typename in ("json", "jsonb"):
+        await conn.set_type_codec(
+            typename, encoder=_json_text, decoder=orjson.loads, schema="pg_catalog"
+        )
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+async def _reset_read_connection(conn: Any) -> None:
+    """On release, after asyncpg has rolled back any open transaction. The lean read path
+    sets nothing at session level (only transaction-local settings), so asyncpg's default
+    reset (`RESET ALL` and more: one more round trip per request) has nothing to undo."""
+
+
+async def get_read_pool(settings: Settings | None = None) -> Any:
+    """The asyncpg pool of the lean tenant read path (tenants.reads), PostgreSQL only: raw
+    driver connections, without the ORM's pool bookkeeping on the hottest requests."""
+    import asyncpg
+
+    settings = settings or get_settings()
+    key = (os.getpid(), _loop_key(), settings.database_url)
+    pool = _read_pools.get(key)
+    if pool is None:
+        pool = await asyncpg.create_pool(
+            settings.url.set(drivername="postgresql").render_as_string(hide_password=False),
+            min_size=1,
+            max_size=settings.db_read_pool_size,
+            init=_init_read_connection,
+            reset=_reset_read_connection,
+            max_inactive_connection_lifetime=300,
+        )
+        existing = _read_pools.setdefault(key, pool)
+        if existing is not pool:  # another request created it meanwhile
+            await pool.close()
+            pool = existing
+    return pool
+
+
 async def dispose_engines() -> None:
     """Dispose the engines of this process's running loop (app shutdown, tests)."""
     pid, loop = os.getpid(), _loop_key()
+    for key in [k for k in _read_pools if k[0] == pid and k[1] == loop]:
+        await _read_pools.pop(key).close()
     for key in [k for k in _engines if k[0] == pid and k[1] == loop]:
         await _engines.pop(key).dispose()
         _factories.pop(key, None)

@@ -3,17 +3,20 @@ request ids, body-size limits, access logs and Prometheus metrics."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, FastAPI, Request
+from fastapi import routing as fastapi_routing
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import Counter, Histogram
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,6 +41,13 @@ LATENCY = Histogram(
 PROBLEM_JSON = "application/problem+json"
 
 
+def json_response(model: BaseModel, status_code: int = 200) -> Response:
+    """A pydantic model as the response, serialized once. Routes on the hottest paths return
+    this (their `response_model` still documents the body): FastAPI would otherwise validate
+    the model it was just given a second time before serializing it."""
+    return Response(model.model_dump_json(), status_code, media_type="application/json")
+
+
 def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> JSONResponse:
     body = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail}
     body.update({k: v for k, v in extra.items() if v is not None})
@@ -45,6 +55,11 @@ def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> JS
 
 
 # ---- the unit of work per request ----------------------------------------------------------
+
+
+# Called with each request session as it opens (before any statement): the identity layer
+# uses it to scope the session to a principal the request has already authenticated.
+session_openers: list[Callable[[Request, AsyncSession], None]] = []
 
 
 async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -56,6 +71,8 @@ async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
         "ip": request.client.host if request.client else None,
     }
     request.state.db = session
+    for opener in session_openers:
+        opener(request, session)
     try:
         yield session
         await session.commit()
@@ -203,14 +220,15 @@ class EdgeMiddleware:
         method = scope.get("method", "")
         REQUESTS.labels(method, template, str(status)).inc()
         LATENCY.labels(method, template).observe(elapsed)
-        log.info(
-            "http.request",
-            method=method,
-            path=_redact_path(scope.get("path") or ""),
-            route=template,
-            status=status,
-            ms=round(elapsed * 1000, 2),
-        )
+        if log.is_enabled_for(logging.INFO):  # the access log: skip building it if it is off
+            log.info(
+                "http.request",
+                method=method,
+                path=_redact_path(scope.get("path") or ""),
+                route=template,
+                status=status,
+                ms=round(elapsed * 1000, 2),
+            )
 
 
 # Path segments that carry a secret (single-use links): never logged as they are.
@@ -226,9 +244,7 @@ def _route_template(scope: Scope) -> str:
     metrics keep a bounded label set. FastAPI ≥0.16x nests included routers; its effective
     route context carries the full template."""
     try:
-        from fastapi import routing as fr
-
-        ctx = fr._get_scope_effective_route_context(scope)
+        ctx = fastapi_routing._get_scope_effective_route_context(scope)
         template = getattr(ctx, "path_format", None) if ctx is not None else None
         if template:
             return str(template)

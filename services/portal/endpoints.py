@@ -153,9 +153,7 @@ async def _after_sign_in(
     else:
         principal = await identity.principal_for_user(session, user, agency)
         destination = target or portal.landing(principal, f"/a/{slug}")
-        response = (
-            _flash_redirect(destination, slug, flash) if flash else _see_other(destination)
-        )
+        response = _flash_redirect(destination, slug, flash) if flash else _see_other(destination)
     security.set_session_cookie(response, slug, token)
     return response
 
@@ -184,14 +182,22 @@ async def mfa_verify(request: Request, agency: PublicAgency, session: DBSession)
     except NotFound:
         return _see_other(f"/a/{agency.slug}/login")
     except Unauthorized:
-        return page(request, "verify.html",
-                    {"next": target or "", "error": "That code is not right. Try the current one."},
-                    status=401)
+        return page(
+            request,
+            "verify.html",
+            {"next": target or "", "error": "That code is not right. Try the current one."},
+            status=401,
+        )
     except TooManyAttempts as exc:
-        return page(request, "verify.html",
-                    {"next": target or "",
-                     "error": f"Too many wrong codes. {exc.detail.split('; ')[-1].capitalize()}."},
-                    status=429)
+        return page(
+            request,
+            "verify.html",
+            {
+                "next": target or "",
+                "error": f"Too many wrong codes. {exc.detail.split('; ')[-1].capitalize()}.",
+            },
+            status=429,
+        )
     principal = await identity.principal_for_user(session, user, agency)
     return _see_other(target or portal.landing(principal, f"/a/{agency.slug}"))
 
@@ -200,19 +206,34 @@ async def mfa_verify(request: Request, agency: PublicAgency, session: DBSession)
 
 
 async def _account_page(
-    request: Request, session: AsyncSession, agency: Any, principal: Principal,
-    *, recovery_codes: list[str] | None = None, error: str | None = None, status: int = 200,
+    request: Request,
+    session: AsyncSession,
+    agency: Any,
+    principal: Principal,
+    *,
+    recovery_codes: list[str] | None = None,
+    error: str | None = None,
+    status: int = 200,
 ) -> Response:
     me = await identity_repo.user(session, principal.user_id)
     assert me is not None
     enrolled = await mfa.has_second_factor(session, me.id)
     enrolment = None if enrolled else await mfa.pending_enrolment(session, agency, me)
-    return page(request, "account.html", {
-        "nav": "account", "me": me, "enrolled": enrolled, "enrolment": enrolment,
-        "recovery_codes": recovery_codes, "error": error,
-        "setup_required": principal.extra.get("second_factor") == "setup_required"
-        and not recovery_codes,
-    }, status=status)
+    return page(
+        request,
+        "account.html",
+        {
+            "nav": "account",
+            "me": me,
+            "enrolled": enrolled,
+            "enrolment": enrolment,
+            "recovery_codes": recovery_codes,
+            "error": error,
+            "setup_required": principal.extra.get("second_factor") == "setup_required"
+            and not recovery_codes,
+        },
+        status=status,
+    )
 
 
 @router.get("/account", name="portal_account")
@@ -231,8 +252,9 @@ async def mfa_start(
     try:
         await mfa.start_enrolment(session, agency, me)
     except Conflict as exc:
-        return await _account_page(request, session, agency, principal, error=exc.detail,
-                                   status=409)
+        return await _account_page(
+            request, session, agency, principal, error=exc.detail, status=409
+        )
     return _see_other(f"/a/{agency.slug}/account")
 
 
@@ -246,8 +268,9 @@ async def mfa_confirm(
     try:
         codes = await mfa.confirm_enrolment(session, agency, me, code)
     except (ValidationFailed, NotFound) as exc:
-        return await _account_page(request, session, agency, principal, error=exc.detail,
-                                   status=422)
+        return await _account_page(
+            request, session, agency, principal, error=exc.detail, status=422
+        )
     return await _account_page(request, session, agency, principal, recovery_codes=codes)
 
 
@@ -261,13 +284,15 @@ async def mfa_remove(
     try:
         await mfa.remove(session, agency, me, code)
     except ValidationFailed as exc:
-        raise FormRejected(await _account_page(request, session, agency, principal,
-                                               error=exc.detail, status=422)) from None
+        raise FormRejected(
+            await _account_page(request, session, agency, principal, error=exc.detail, status=422)
+        ) from None
     return _see_other(f"/a/{agency.slug}/account")
 
 
-@router.post("/account/sessions/revoke", name="portal_sign_out_everywhere",
-             dependencies=[CsrfChecked])
+@router.post(
+    "/account/sessions/revoke", name="portal_sign_out_everywhere", dependencies=[CsrfChecked]
+)
 async def sign_out_everywhere(
     agency: PortalAgency, principal: SignedIn, session: DBSession
 ) -> Response:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from services.kit.schemas import DEFAULT_LIMIT, MAX_LIMIT, path_id
-from services.kit.web import DBSession
+from services.kit.web import DBSession, json_response
 from services.records import service
 from services.records.auth import (
     ClientsCreate,
@@ -61,8 +61,9 @@ async def list_clients(
 
 
 @router.get("/{client_id}", response_model=ClientOut, name="clients_get")
-async def get_client(client_id: str, principal: ClientsRead, session: DBSession) -> ClientOut:
-    return _out(await service.get(session, path_id("cli", client_id, "client")))
+async def get_client(client_id: str, principal: ClientsRead) -> Response:
+    row, staff = await service.read(principal.tenant(), path_id("cli", client_id, "client"))
+    return json_response(ClientOut.of_row(row, staff))
 
 
 @router.patch("/{client_id}", response_model=ClientOut, name="clients_update")

@@ -8,10 +8,12 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tenants.context import TenantContext
 from tenants.models import Client, ClientAssignment, LifecycleStage, Membership, User
+from tenants.reads import Row, TenantQuery, tenant_reads
 from tenants.roles import AGENCY_ROLES
 
 
@@ -39,6 +41,38 @@ async def get_with_staff(
     if not rows:
         return None
     return rows[0][0], [user_id for _, user_id in rows if user_id is not None]
+
+
+_clients = Client.__table__  # type: ignore[attr-defined]
+_assignments = ClientAssignment.__table__  # type: ignore[attr-defined]
+
+# The API's hottest read, outside the ORM (see tenants.reads): one row per assigned staff
+# member, or one row with a NULL staff_user_id.
+CLIENT_WITH_STAFF = TenantQuery(
+    "client with assigned staff",
+    select(_clients, _assignments.c.user_id.label("staff_user_id"))
+    .select_from(
+        _clients.outerjoin(
+            _assignments,
+            (_assignments.c.agency_id == bindparam("agency_id"))
+            & (_assignments.c.client_id == _clients.c.id),
+        )
+    )
+    .where(_clients.c.agency_id == bindparam("agency_id"), _clients.c.id == bindparam("client_id"))
+    .order_by(_assignments.c.created_at),
+)
+
+
+async def read_with_staff(
+    ctx: TenantContext, client_id: uuid.UUID
+) -> tuple[Row, list[uuid.UUID]] | None:
+    """`get_with_staff` for read-only callers, on the lean path: the client's columns as a
+    mapping and its assigned staff, in one statement and one read-only transaction."""
+    async with tenant_reads(ctx) as reads:
+        rows = await reads.all(CLIENT_WITH_STAFF, client_id=client_id)
+    if not rows:
+        return None
+    return rows[0], [r["staff_user_id"] for r in rows if r["staff_user_id"] is not None]
 
 
 async def get(session: AsyncSession, client_id: uuid.UUID) -> Client | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from collections.abc import Mapping
 from datetime import datetime
 from functools import cache
 from typing import Annotated, Any
@@ -149,6 +150,14 @@ class ClientOut(Output):
         data = {k: getattr(client, k) for k in cls.model_fields if hasattr(client, k)}
         data["id"] = ids.encode("cli", client.id)
         data["assigned_staff"] = [ids.encode("usr", u) for u in (staff or [])]
+        return cls.model_validate(data)
+
+    @classmethod
+    def of_row(cls, row: Mapping[str, Any], staff: list[Any]) -> ClientOut:
+        """From a `clients` row read outside the ORM (services.records.repository)."""
+        data = {k: row[k] for k in cls.model_fields if k in row}
+        data["id"] = ids.encode("cli", row["id"])
+        data["assigned_staff"] = [ids.encode("usr", u) for u in staff]
         return cls.model_validate(data)
 
 

@@ -16,8 +16,10 @@ from services.records import repository as repo
 from services.records.repository import ClientSort
 from services.records.schemas import ClientCreate, ClientUpdate, normalize_phone
 from tenants import audit
+from tenants.context import TenantContext
 from tenants.models import LIFECYCLE_TRANSITIONS, Client, LifecycleStage
 from tenants.principal import Principal
+from tenants.reads import Row
 from tenants.roles import Permission, Role
 
 
@@ -93,6 +95,17 @@ async def get(session: AsyncSession, client_id: uuid.UUID) -> ClientView:
     if found is None:
         raise NotFound("no such client")
     return ClientView(*found)
+
+
+async def read(ctx: TenantContext, client_id: uuid.UUID) -> tuple[Row, list[uuid.UUID]]:
+    """A client and its assigned staff for read-only callers (GET /clients/{id}), on the lean
+    read path (tenants.reads) rather than the ORM session."""
+    if not ctx.allows_client(client_id):
+        raise NotFound("no such client")
+    found = await repo.read_with_staff(ctx, client_id)
+    if found is None:
+        raise NotFound("no such client")
+    return found
 
 
 async def page(
