@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from datetime import datetime
 from typing import Any
@@ -42,12 +43,13 @@ log = structlog.get_logger("switchboard.keycache")
 CHANNEL = "switchboard_auth"
 ALL = "*"  # payload: forget every entry (an agency changed)
 _PENDING_KEY = "keycache_invalidations"
+APPLICATION_NAME = "switchboard-keycache"  # the listener's connection, in pg_stat_activity
 
 
 class PrincipalCache:
     def __init__(self, max_entries: int = 10_000) -> None:
-        # key hash -> (monotonic time stored, principal, key expiry)
-        self._entries: dict[str, tuple[float, Principal, datetime | None]] = {}
+        # key hash -> (monotonic time stored, share of the TTL it lives, principal, key expiry)
+        self._entries: dict[str, tuple[float, float, Principal, datetime | None]] = {}
         self._max = max_entries
         self.generation = 0
         self.live = False  # a listener is connected: entries may live the long TTL
@@ -62,8 +64,8 @@ class PrincipalCache:
         hit = self._entries.get(key_hash)
         if hit is None:
             return None
-        stored, principal, key_expires = hit
-        if time.monotonic() - stored >= self.ttl() or (
+        stored, share, principal, key_expires = hit
+        if time.monotonic() - stored >= self.ttl() * share or (
             key_expires is not None and key_expires <= utcnow()
         ):
             self._entries.pop(key_hash, None)
@@ -78,7 +80,10 @@ class PrincipalCache:
             return
         if len(self._entries) >= self._max:
             self._entries.pop(next(iter(self._entries)))
-        self._entries[key_hash] = (time.monotonic(), principal, key_expires)
+        # Each entry lives 75-100% of the TTL, so keys cached together (a restart, a burst)
+        # are not all looked up again in the same second.
+        share = 0.75 + random.random() / 4
+        self._entries[key_hash] = (time.monotonic(), share, principal, key_expires)
 
     def forget(self, key_hash: str | None = None) -> None:
         self.generation += 1
@@ -163,7 +168,9 @@ class KeyCacheListener:
         while True:
             conn = None
             try:
-                conn = await asyncpg.connect(self._dsn, timeout=10)
+                conn = await asyncpg.connect(
+                    self._dsn, timeout=10, server_settings={"application_name": APPLICATION_NAME}
+                )
                 self._lost = asyncio.Event()
                 conn.add_termination_listener(self._on_lost)
                 await conn.add_listener(CHANNEL, self._on_notify)
