@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     # also how often an API key's last-used time is refreshed).
     api_key_cache_seconds: float = 5.0
     api_key_cache_live_seconds: float = 60.0
+    api_key_cache_listen: bool = True  # false behind a transaction-mode pooler (PgBouncer)
     session_ttl_hours: int = 12
     smtp_host: str = ""
     smtp_port: int = 25

@@ -138,7 +138,7 @@ class KeyCacheListener:
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> KeyCacheListener | None:
         settings = settings or get_settings()
-        if not settings.is_postgres:
+        if not settings.is_postgres or not settings.api_key_cache_listen:
             return None
         dsn = settings.url.set(drivername="postgresql").render_as_string(hide_password=False)
         return cls(dsn)
