@@ -15,7 +15,7 @@ import tenants  # noqa: F401  (installs the tenant-scoping hooks)
 from services.agencies.endpoints import router as agencies_router
 from services.audit.endpoints import router as audit_router
 from services.identity.endpoints import router as identity_router
-from services.identity.keycache import KeyCacheListener
+from services.identity.keycache import KeyCacheListener, last_used
 from services.kit.db import dispose_engines, get_engine
 from services.kit.logging import configure_logging
 from services.kit.web import EdgeMiddleware, install_error_handlers
@@ -35,9 +35,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     listener = KeyCacheListener.from_settings()
     if listener is not None:
         listener.start()
+    last_used.start()  # API keys' last-used times, in batches
     try:
         yield
     finally:
+        await last_used.stop()
         if listener is not None:
             await listener.stop()
         await dispose_engines()

@@ -47,14 +47,19 @@ from tenants.scoping import _db_params, _tenant_models
 AGENCY_PARAM = "agency_id"
 
 
-def _tenant_tables() -> set[Table]:
-    return {m.__table__ for m in _tenant_models()}  # type: ignore[attr-defined]
+def _tenant_columns() -> dict[Table, str]:
+    """Every table a TenantQuery must filter, with the column that names the agency."""
+    from tenants.models import Agency
+
+    out: dict[Table, str] = {m.__table__: "agency_id" for m in _tenant_models()}  # type: ignore[attr-defined]
+    out[Agency.__table__] = "id"  # type: ignore[index]  # the tenant root: its own row only
+    return out
 
 
-def _agency_filtered(statement: Select[Any]) -> set[Any]:
-    """The tables that carry `agency_id = :agency_id` somewhere in the statement's WHERE or
-    ON clauses (aliases are not supported: an aliased tenant table is never "covered", so a
-    query using one is refused)."""
+def _agency_filtered(statement: Select[Any], columns: dict[Table, str]) -> set[Any]:
+    """The tables that carry `<agency column> = :agency_id` somewhere in the statement's WHERE
+    or ON clauses (aliases are not supported: an aliased tenant table is never "covered", so
+    a query using one is refused)."""
     covered: set[Any] = set()
     for element in iterate(statement):
         if not isinstance(element, BinaryExpression) or element.operator is not operators.eq:
@@ -62,9 +67,9 @@ def _agency_filtered(statement: Select[Any]) -> set[Any]:
         for col, other in ((element.left, element.right), (element.right, element.left)):
             if (
                 isinstance(col, Column)
-                and col.name == "agency_id"
                 and isinstance(other, BindParameter)
                 and other.key == AGENCY_PARAM
+                and columns.get(col.table) == col.name
             ):
                 covered.add(col.table)
     return covered
@@ -81,20 +86,20 @@ class TenantQuery:
     )
 
     def __post_init__(self) -> None:
-        tenant_tables = _tenant_tables()
+        columns = _tenant_columns()
         touched = [
             t
             for t in find_tables(self.statement, check_columns=True, include_joins=True)
-            if t in tenant_tables
+            if t in columns
         ]
         if not touched:
             raise TenantScopeMissing(f"query {self.name!r} reads no tenant table")
-        covered = _agency_filtered(self.statement)
+        covered = _agency_filtered(self.statement, columns)
         missing = [t for t in touched if t not in covered]
         if missing:
             names = ", ".join(sorted(str(getattr(t, "name", t)) for t in missing))
             raise TenantScopeMissing(
-                f"query {self.name!r} does not filter {names} by agency_id = :{AGENCY_PARAM}"
+                f"query {self.name!r} does not filter {names} by its agency (= :{AGENCY_PARAM})"
             )
 
     def sql_for(self, dialect: Any) -> tuple[str, tuple[str, ...]]:

@@ -25,11 +25,12 @@ import asyncio
 import contextlib
 import random
 import time
+import uuid
 from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import event, text
+from sqlalchemy import event, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -195,3 +196,60 @@ class KeyCacheListener:
                 conn.terminate()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
+
+
+class LastUsedRecorder:
+    """API keys' last-used times, written in batches off the request path.
+
+    A web process runs `run()` (started with the app) and flushes every few seconds, in one
+    statement for all agencies under the audited bypass (the column is bookkeeping: it is
+    not audited and its commit does not wait for the WAL flush). Anywhere else (tests, the
+    CLI) nothing runs in the background, so `record()` writes at once.
+    """
+
+    def __init__(self, interval: float = 10.0) -> None:
+        self.interval = interval
+        self._pending: dict[tuple[uuid.UUID, uuid.UUID], datetime] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def record(self, agency_id: uuid.UUID, key_id: uuid.UUID, when: datetime) -> None:
+        self._pending[(agency_id, key_id)] = when
+        if self._task is None:
+            await self.flush()
+
+    async def flush(self) -> int:
+        from services.identity.models import ApiKey
+        from services.kit.db import unit_of_work
+        from tenants.scoping import unscoped
+
+        if not self._pending:
+            return 0
+        batch, self._pending = self._pending, {}
+        rows = [{"agency_id": a, "id": k, "last_used_at": t} for (a, k), t in batch.items()]
+        async with unit_of_work() as session, unscoped(session, "api keys: last-used times"):
+            if session.bind is not None and session.bind.dialect.name == "postgresql":
+                await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+            await session.execute(update(ApiKey), rows)
+        return len(rows)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="keys-last-used")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.flush()
+            except Exception as exc:  # a failed batch is dropped: it is bookkeeping only
+                log.warning("keycache.last_used_flush_failed", error=type(exc).__name__)
+
+
+last_used = LastUsedRecorder()

@@ -10,12 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.identity import repository as repo
-from services.identity.keycache import invalidate_on_commit, principal_cache
+from services.identity.keycache import invalidate_on_commit, last_used, principal_cache
 from services.identity.models import ApiKey, AuthThrottle, Invitation, PasswordReset, UserSession
 from services.kit import ids, jobs
 from services.kit.crypto import (
@@ -26,7 +25,6 @@ from services.kit.crypto import (
     sha256_hex,
     verify_password,
 )
-from services.kit.db import unit_of_work
 from services.kit.errors import (
     Conflict,
     Forbidden,
@@ -41,6 +39,7 @@ from tenants import audit
 from tenants.context import TenantContext
 from tenants.models import Agency, AgencyStatus, Client, Membership, User, UserStatus
 from tenants.principal import Principal
+from tenants.reads import tenant_reads
 from tenants.roles import AGENCY_ROLES, CLIENT_ROLES, Permission, Role, can_grant, permissions_for
 from tenants.scoping import scope_to, set_tenant
 
@@ -82,7 +81,7 @@ def _is_operator_key(key_hash: str) -> bool:
 
 async def resolve_api_key(raw: str) -> Principal:
     """Turn an `Authorization: Bearer` value into a Principal: from the per-process cache
-    (see keycache), or with one short transaction of its own in the key's agency."""
+    (see keycache), or with one read-only transaction in the key's agency (lean read path)."""
     key_hash = sha256_hex(raw)
     if _is_operator_key(key_hash):
         return Principal.operator()
@@ -93,43 +92,30 @@ async def resolve_api_key(raw: str) -> Principal:
     if cached is not None and cached.agency_id == agency_id:
         return cached
     generation = principal_cache.generation
-    async with unit_of_work() as session:
-        principal, expires_at = await _load_api_key(session, agency_id, key_hash)
-    principal_cache.put(key_hash, principal, expires_at, generation)
-    return principal
-
-
-async def _load_api_key(
-    session: AsyncSession, agency_id: uuid.UUID, key_hash: str
-) -> tuple[Principal, datetime | None]:
-    await set_tenant(session, TenantContext.for_agency(agency_id))
-    found = await repo.api_key_with_agency(session, key_hash)
+    async with tenant_reads(TenantContext.for_agency(agency_id)) as reads:
+        key = await reads.one_or_none(repo.API_KEY_BY_HASH, key_hash=key_hash)
     now = utcnow()
-    if found is None:
+    if key is None:
         raise Unauthorized("the API key is unknown, revoked or expired")
-    key, agency = found
-    if key.revoked_at is not None or (key.expires_at and key.expires_at <= now):
+    if key["revoked_at"] is not None or (key["expires_at"] and key["expires_at"] <= now):
         raise Unauthorized("the API key is unknown, revoked or expired")
-    if agency.status != AgencyStatus.ACTIVE:
+    if key["agency_status"] != AgencyStatus.ACTIVE:
         raise Unauthorized("the agency of this API key is not active")
-    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
-        key.last_used_at = now
-        if session.bind is not None and session.bind.dialect.name == "postgresql":
-            # Bookkeeping only: this commit need not wait for the WAL flush (a crash can
-            # lose a last-used time, never a key or a revocation).
-            await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-    role = Role(key.role)
+    if key["last_used_at"] is None or now - key["last_used_at"] > LAST_USED_RESOLUTION:
+        await last_used.record(agency_id, key["id"], now)
+    role = Role(key["role"])
     principal = Principal(
         kind="api_key",
         agency_id=agency_id,
-        agency_slug=agency.slug,
+        agency_slug=key["agency_slug"],
         role=role,
         permissions=permissions_for({role}),
-        client_ids=frozenset({key.client_id}) if key.client_id else None,
-        api_key_id=key.id,
-        label=f"API key {key.name}",
+        client_ids=frozenset({key["client_id"]}) if key["client_id"] else None,
+        api_key_id=key["id"],
+        label=f"API key {key['name']}",
     )
-    return principal, key.expires_at
+    principal_cache.put(key_hash, principal, key["expires_at"], generation)
+    return principal
 
 
 async def create_api_key(

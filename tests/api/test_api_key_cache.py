@@ -89,6 +89,32 @@ async def test_revoked_key_stops_at_once(client, make_agency):
     assert (await client.get("/api/v1/clients", headers=headers)).status_code == 401
 
 
+async def test_last_used_times_are_written_in_batches_by_the_web_process(client, make_agency):
+    from services.identity.keycache import last_used, principal_cache
+
+    agency = await make_agency()
+    made = (
+        await client.post("/api/v1/api-keys", headers=agency.headers, json={"name": "k"})
+    ).json()
+    headers = {"Authorization": f"Bearer {made['key']}"}
+
+    async def stamp() -> str | None:
+        got = await client.get(f"/api/v1/api-keys/{made['id']}", headers=agency.headers)
+        return got.json()["last_used_at"]
+
+    last_used.interval = 3600  # the batch is written by flush() below, not by the timer
+    last_used.start()
+    try:
+        assert (await client.get("/api/v1/clients", headers=headers)).status_code == 200
+        assert await stamp() is None  # recorded, not yet written: no write on the request path
+        assert await last_used.flush() >= 1
+        assert await stamp() is not None
+    finally:
+        await last_used.stop()
+        last_used.interval = 10.0
+    principal_cache.forget()
+
+
 pg = pytest.mark.skipif(not PG_ADMIN_URL, reason="needs PostgreSQL (SWITCHBOARD_TEST_PG_URL)")
 
 
