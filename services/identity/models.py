@@ -6,11 +6,11 @@ import uuid
 from datetime import datetime
 from typing import ClassVar
 
-from sqlalchemy import ForeignKeyConstraint, Index
+from sqlalchemy import Column, ForeignKeyConstraint, Index
 from sqlmodel import Field
 
 from services.kit.models import TenantModel
-from services.kit.types import UTCDateTime, enum_type, utcnow
+from services.kit.types import JSONType, UTCDateTime, enum_type, utcnow
 from tenants.roles import Role
 
 
@@ -64,6 +64,8 @@ class UserSession(TenantModel, table=True):
     user_agent: str | None = Field(default=None, max_length=400)
     # Password accepted, second factor still owed: not signed in until it is verified.
     mfa_pending: bool = False
+    # Agency staff viewing the portal as this session's user (see Impersonation).
+    impersonation_id: uuid.UUID | None = None
 
 
 class Invitation(TenantModel, table=True):
@@ -167,3 +169,62 @@ class RecoveryCode(TenantModel, table=True):
     user_id: uuid.UUID
     code_hash: str = Field(max_length=64)
     used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Passkey(TenantModel, table=True):
+    """A WebAuthn credential (passkey or security key) registered by a person: a second factor,
+    or a sign-in on its own. Only the public key is stored."""
+
+    __tablename__ = "passkeys"
+    __public_prefix__: ClassVar[str] = "pk"
+    __audit_exclude__: ClassVar[frozenset[str]] = frozenset({"public_key"})
+    __audit_ignore__: ClassVar[frozenset[str]] = frozenset({"sign_count", "last_used_at"})
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["agency_id", "user_id"], ["users.agency_id", "users.id"], ondelete="CASCADE"
+        ),
+        Index("ix_passkeys_credential", "agency_id", "credential_id", unique=True),
+        Index("ix_passkeys_user", "agency_id", "user_id"),
+    )
+
+    user_id: uuid.UUID
+    name: str = Field(max_length=120)  # "MacBook Touch ID", chosen by the person
+    credential_id: str = Field(max_length=1400)  # base64url, as the browser reports it
+    public_key: str = Field(max_length=4000)  # base64url COSE key
+    sign_count: int = 0
+    transports: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    aaguid: str | None = Field(default=None, max_length=36)
+    backup_eligible: bool = False
+    backed_up: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Impersonation(TenantModel, table=True):
+    """Agency staff entering a client's portal as one of its people: who, as whom, why, for
+    how long. Its audit events carry the client, so the client's owner can read them."""
+
+    __tablename__ = "impersonations"
+    __client_column__: ClassVar[str | None] = "client_id"
+    __public_prefix__: ClassVar[str] = "imp"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["agency_id", "client_id"], ["clients.agency_id", "clients.id"], ondelete="CASCADE"
+        ),
+        ForeignKeyConstraint(
+            ["agency_id", "actor_user_id"], ["users.agency_id", "users.id"], ondelete="CASCADE"
+        ),
+        ForeignKeyConstraint(
+            ["agency_id", "user_id"], ["users.agency_id", "users.id"], ondelete="CASCADE"
+        ),
+        Index("ix_impersonations_client", "agency_id", "client_id", "started_at"),
+    )
+
+    actor_user_id: uuid.UUID  # the staff member
+    client_id: uuid.UUID
+    user_id: uuid.UUID  # the client's person whose view is entered
+    reason: str = Field(max_length=500)
+    session_id: uuid.UUID | None = None  # the browser session it runs in
+    started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

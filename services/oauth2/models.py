@@ -48,6 +48,13 @@ class OAuthClient(TenantModel, Timestamped, table=True):
     grant_types: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
     # The agency's own solution: users are not asked for consent.
     first_party: bool = False
+    # A solution sold to clients: listed in the client portal ("Open") for the clients it is
+    # enabled for (`ClientSolution`); a client's people may sign in to it only then.
+    solution: bool = False
+    description: str | None = Field(default=None, max_length=300)
+    # OpenID Connect third-party-initiated login: "Open" sends the browser here with `iss`
+    # (and `login_hint`, `target_link_uri`), and the app starts its own authorization.
+    initiate_login_uri: str | None = Field(default=None, max_length=2000)
     id_token_signed_response_alg: str = Field(default="RS256", max_length=10)
     created_by: uuid.UUID | None = None
 
@@ -176,3 +183,28 @@ class Consent(TenantModel, Timestamped, table=True):
     user_id: uuid.UUID
     client_id: uuid.UUID
     scopes: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+
+
+class ClientSolution(TenantModel, table=True):
+    """A solution (a relying party with `solution=True`) enabled for one client."""
+
+    __tablename__ = "client_solutions"
+    __client_column__: ClassVar[str | None] = "client_id"
+    __public_prefix__: ClassVar[str] = "csl"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["agency_id", "client_id"], ["clients.agency_id", "clients.id"], ondelete="CASCADE"
+        ),
+        ForeignKeyConstraint(
+            ["agency_id", "oauth_client_id"],
+            ["oauth_clients.agency_id", "oauth_clients.id"],
+            ondelete="CASCADE",
+        ),
+        UniqueConstraint("agency_id", "client_id", "oauth_client_id"),
+        Index("ix_client_solutions_app", "agency_id", "oauth_client_id"),
+    )
+
+    client_id: uuid.UUID
+    oauth_client_id: uuid.UUID
+    enabled_by: uuid.UUID | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
