@@ -1,0 +1,312 @@
+"""The OpenID Connect relying party of the sample app: discovery, the authorization request,
+the code exchange and strict ID-token validation.
+
+Authlib's `AsyncOAuth2Client` builds the authorization request (PKCE S256) and performs the
+token request (`client_secret_basic` for a confidential client, `none` + PKCE for a public
+one). joserfc verifies the ID token against the provider's JWKS; the claims are then checked
+one by one (`iss`, `aud`/`azp`, `exp`, `iat`, `nonce`, `sub`, `at_hash`). Anything that does
+not hold is a `SignInError` carrying a message meant for the person in front of the browser.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from authlib.integrations.base_client.errors import OAuthError
+from authlib.integrations.httpx_client import AsyncOAuth2Client
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from services.sampleapp.transport import authlib_http, borrowed, for_authlib
+
+log = logging.getLogger("switchboard.sampleapp")
+
+SCOPE = "openid profile email switchboard:memberships"
+# Asymmetric algorithms only: never "none", never a MAC keyed with the client secret.
+ACCEPTED_ALGS = ("RS256", "ES256")
+LEEWAY = 60  # seconds of clock skew tolerated on exp and iat
+MAX_ID_TOKEN_AGE = 600  # an ID token fresh from the token endpoint is seconds old
+DISCOVERY_TTL = 300
+HTTP_TIMEOUT = 10.0
+MAX_JWT_CHARS = 16384
+
+
+class SignInError(Exception):
+    """The sign-in cannot go on; `message` is shown to the person (status 400 by default)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def provider_unreachable(what: str) -> SignInError:
+    return SignInError(
+        f"The agency's sign-in service could not be reached ({what}). Try again in a moment.",
+        status=502,
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    issuer: str
+    client_id: str
+    client_secret: str | None
+    redirect_uri: str
+    post_logout_redirect_uri: str
+    scope: str = SCOPE
+
+    @property
+    def auth_method(self) -> str:
+        return "client_secret_basic" if self.client_secret else "none"
+
+
+def _b64decode(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def unverified_part(token: str, index: int) -> dict[str, Any]:
+    """Header (0) or claims (1) of a compact JWT, NOT verified: only for a token verified
+    before (it sits in a signed cookie) or to pick the key that will verify it."""
+    try:
+        value = json.loads(_b64decode(token.split(".")[index]))
+    except (ValueError, IndexError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def at_hash(access_token: str, alg: str) -> str:
+    """OpenID Connect Core §3.1.3.6: the left half of the access token's hash (SHA-256 for
+    RS256/ES256), base64url without padding."""
+    digest = hashlib.sha256(access_token.encode("ascii")).digest()
+    if alg not in ACCEPTED_ALGS:
+        raise SignInError("The ID token uses an algorithm this app does not accept.")
+    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
+
+
+class RelyingParty:
+    """One relying party (client id) of one issuer. Keeps discovery and the JWKS in memory."""
+
+    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None) -> None:
+        self.settings = settings
+        self._transport = transport
+        self._metadata: dict[str, Any] | None = None
+        self._metadata_at = 0.0
+        self._keys: KeySet | None = None
+
+    # ---- back channel ----------------------------------------------------------------------
+
+    async def _get_json(self, url: str, what: str) -> dict[str, Any]:
+        try:
+            async with httpx.AsyncClient(
+                transport=borrowed(self._transport), timeout=HTTP_TIMEOUT
+            ) as http:
+                resp = await http.get(url, headers={"Accept": "application/json"})
+        except httpx.HTTPError as exc:
+            log.warning("sample app: %s unreachable: %s", what, exc)
+            raise provider_unreachable(what) from exc
+        if resp.status_code != 200:
+            log.warning("sample app: %s answered %s", what, resp.status_code)
+            raise provider_unreachable(f"{what} answered {resp.status_code}")
+        try:
+            data = resp.json()
+        except ValueError as exc:
+            raise provider_unreachable(f"{what} is not JSON") from exc
+        if not isinstance(data, dict):
+            raise provider_unreachable(f"{what} is not a JSON object")
+        return data
+
+    async def metadata(self) -> dict[str, Any]:
+        """The discovery document, checked: its `issuer` is exactly the configured one."""
+        if self._metadata is not None and time.monotonic() - self._metadata_at < DISCOVERY_TTL:
+            return self._metadata
+        url = f"{self.settings.issuer}/.well-known/openid-configuration"
+        doc = await self._get_json(url, "discovery")
+        if doc.get("issuer") != self.settings.issuer:
+            raise SignInError(
+                "The agency's discovery document names another issuer "
+                f"({doc.get('issuer')!r}); this app only trusts {self.settings.issuer}.",
+                status=502,
+            )
+        for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
+            if not isinstance(doc.get(name), str) or not doc[name]:
+                raise SignInError(f"The agency's discovery document has no {name}.", status=502)
+        methods = doc.get("code_challenge_methods_supported")
+        if isinstance(methods, list) and "S256" not in methods:
+            raise SignInError("The agency's provider does not support PKCE (S256).", status=502)
+        self._metadata, self._metadata_at = doc, time.monotonic()
+        return doc
+
+    async def keys(self, refresh: bool = False) -> KeySet:
+        if self._keys is not None and not refresh:
+            return self._keys
+        meta = await self.metadata()
+        doc = await self._get_json(meta["jwks_uri"], "JWKS")
+        usable = [
+            k
+            for k in doc.get("keys") or []
+            if isinstance(k, dict)
+            and k.get("kty") in ("RSA", "EC")
+            and k.get("use") in (None, "sig")
+        ]
+        try:
+            self._keys = KeySet.import_key_set({"keys": usable})  # type: ignore[typeddict-item]
+        except (JoseError, ValueError, TypeError) as exc:
+            raise SignInError("The agency's key set (JWKS) is not valid.", status=502) from exc
+        return self._keys
+
+    @asynccontextmanager
+    async def _oauth(self) -> AsyncIterator[AsyncOAuth2Client]:
+        client = AsyncOAuth2Client(
+            client_id=self.settings.client_id,
+            client_secret=self.settings.client_secret,
+            token_endpoint_auth_method=self.settings.auth_method,
+            scope=self.settings.scope,
+            redirect_uri=self.settings.redirect_uri,
+            code_challenge_method="S256",
+            transport=for_authlib(self._transport),
+            timeout=HTTP_TIMEOUT,
+        )
+        try:
+            yield client
+        finally:
+            await client.aclose()
+
+    # ---- the protocol ----------------------------------------------------------------------
+
+    async def authorization_url(
+        self, *, state: str, nonce: str, code_verifier: str, login_hint: str | None = None
+    ) -> str:
+        meta = await self.metadata()
+        extra = {"nonce": nonce}
+        if login_hint:
+            extra["login_hint"] = login_hint
+        async with self._oauth() as client:
+            url, _ = client.create_authorization_url(
+                meta["authorization_endpoint"], state=state, code_verifier=code_verifier, **extra
+            )
+        return str(url)
+
+    async def exchange(self, code: str, code_verifier: str) -> dict[str, Any]:
+        """The token request; the answer must be a Bearer token with an ID token."""
+        meta = await self.metadata()
+        http = authlib_http()
+        try:
+            async with self._oauth() as client:
+                token = await client.fetch_token(
+                    meta["token_endpoint"],
+                    grant_type="authorization_code",
+                    code=code,
+                    code_verifier=code_verifier,
+                )
+        except OAuthError as exc:
+            log.info("sample app: token request refused: %s %s", exc.error, exc.description)
+            raise SignInError(
+                f"The agency did not accept this sign-in ({exc.error}). Start again."
+            ) from exc
+        except (httpx.HTTPError, http.HTTPError) as exc:
+            log.warning("sample app: token endpoint failed: %s", exc)
+            raise provider_unreachable("token endpoint") from exc
+        token = dict(token)
+        if str(token.get("token_type", "")).lower() != "bearer":
+            raise SignInError("The agency answered with a token type this app does not know.")
+        if not isinstance(token.get("id_token"), str) or not isinstance(
+            token.get("access_token"), str
+        ):
+            raise SignInError("The agency's answer has no ID token: this is not a sign-in.")
+        return token
+
+    async def validate_id_token(
+        self, raw: str, *, nonce: str, access_token: str | None = None
+    ) -> dict[str, Any]:
+        """Signature (the provider's JWKS, fetched again once for an unknown `kid`), then
+        `iss`, `aud`/`azp`, `exp`, `iat`, `nonce`, `sub` and `at_hash`."""
+        if len(raw) > MAX_JWT_CHARS or raw.count(".") != 2:
+            raise SignInError("The ID token is not a signed JWT.")
+        header = unverified_part(raw, 0)
+        meta = await self.metadata()
+        advertised = meta.get("id_token_signing_alg_values_supported") or ["RS256"]
+        alg = header.get("alg")
+        if alg not in ACCEPTED_ALGS or alg not in advertised:
+            raise SignInError(f"The ID token is signed with an algorithm ({alg!r}) not accepted.")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise SignInError("The ID token does not name its signing key (kid).")
+        keyset = await self.keys()
+        if not any(k.kid == kid for k in keyset):
+            keyset = await self.keys(refresh=True)  # the agency may have rotated its key
+        if not any(k.kid == kid for k in keyset):
+            raise SignInError("The ID token is signed with a key the agency does not publish.")
+        try:
+            token = jwt.decode(raw, keyset.get_by_kid(kid), algorithms=[alg])
+        except (JoseError, ValueError, TypeError) as exc:
+            raise SignInError(
+                "The ID token's signature does not verify with the agency's keys."
+            ) from exc
+        claims = dict(token.claims)
+        self._check_claims(claims, nonce)
+        if (
+            access_token is not None
+            and "at_hash" in claims
+            and not hmac.compare_digest(str(claims["at_hash"]), at_hash(access_token, alg))
+        ):
+            raise SignInError("The ID token does not belong to the access token (at_hash).")
+        return claims
+
+    def _check_claims(self, claims: dict[str, Any], nonce: str) -> None:
+        s = self.settings
+        if claims.get("iss") != s.issuer:
+            raise SignInError("The ID token was issued by someone else (iss).")
+        aud = claims.get("aud")
+        audiences = [aud] if isinstance(aud, str) else aud
+        if not isinstance(audiences, list) or s.client_id not in audiences:
+            raise SignInError("The ID token was issued to another application (aud).")
+        azp = claims.get("azp")
+        if (len(audiences) > 1 or azp is not None) and azp != s.client_id:
+            raise SignInError("The ID token was issued to another application (azp).")
+        now = time.time()
+        exp, iat = claims.get("exp"), claims.get("iat")
+        if not _is_time(exp) or exp <= now - LEEWAY:
+            raise SignInError("The ID token has expired (exp).")
+        if not _is_time(iat) or iat > now + LEEWAY or iat < now - MAX_ID_TOKEN_AGE - LEEWAY:
+            raise SignInError("The ID token's issue time is not acceptable (iat).")
+        sent = claims.get("nonce")
+        if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), nonce.encode()):
+            raise SignInError(
+                "The ID token was not made for this sign-in (nonce): it may have been replayed."
+            )
+        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+            raise SignInError("The ID token names nobody (sub).")
+
+    async def end_session_url(self, id_token_hint: str | None) -> str | None:
+        """Where to send the browser to sign out at the agency too (None: not supported)."""
+        try:
+            meta = await self.metadata()
+        except SignInError:
+            return None
+        endpoint = meta.get("end_session_endpoint")
+        if not isinstance(endpoint, str) or not endpoint:
+            return None
+        params = {
+            "client_id": self.settings.client_id,
+            "post_logout_redirect_uri": self.settings.post_logout_redirect_uri,
+        }
+        if id_token_hint:
+            params = {"id_token_hint": id_token_hint, **params}
+        return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(params)}"
+
+
+def _is_time(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
