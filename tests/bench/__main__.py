@@ -19,7 +19,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         help="smoke run: 50 agencies x 100 clients, short durations; writes "
         "var/bench/benchmarks-quick.md unless --output is given",
     )
-    p.add_argument("--only", choices=("throughput", "rls"), help="run one part only")
+    p.add_argument("--only", choices=("throughput", "rls", "tokens"), help="run one part only")
     p.add_argument("--workers", type=int, help="uvicorn workers per server (default: nproc)")
     p.add_argument("--connections", type=int, help="load-generator connections (default 32)")
     p.add_argument("--threads", type=int, help="wrk threads (default 1)")
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     # the application modules read their settings now: after migrate() set the URL
-    from tests.bench import report, rls, sysinfo, throughput
+    from tests.bench import report, rls, sysinfo, throughput, tokens
 
     machine = sysinfo.machine(asyncio.run(_pg_version(cfg.target_url)))
     machine["revision"] = sysinfo.git_revision(ROOT)
@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         "sqlmodel",
         "asyncpg",
         "pydantic",
+        "authlib",
+        "joserfc",
+        "cryptography",
     )
     tp = None
     if args.only in (None, "throughput"):
@@ -96,16 +99,30 @@ def main(argv: list[str] | None = None) -> int:
             rls.run(cfg.target_url, ds.agencies, ds.large, cfg.rls_iterations, log)
         )
         phases["RLS latency"] = time.perf_counter() - t
+    tk = None
+    if args.only in (None, "tokens"):
+        log(
+            f"- token endpoint: {cfg.tokens_rounds} x {cfg.tokens_requests} requests per grant, "
+            f"{cfg.tokens_connections} connections, {cfg.workers} workers"
+        )
+        t = time.perf_counter()
+        tk = tokens.run(cfg, ds.agencies[0], log)
+        phases["token endpoint"] = time.perf_counter() - t
     if args.drop:
         asyncio.run(dataset.drop_database(cfg.admin_url, cfg.db_name))
     phases["total"] = time.perf_counter() - started
 
-    rep = report.Report(cfg, machine, versions, ds, tp, results, phases)
+    rep = report.Report(cfg, machine, versions, ds, tp, results, phases, tokens=tk)
     log(report.console(rep))
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
     cfg.output.write_text(report.markdown(rep, previous=cfg.output), encoding="utf-8")
     log(f"report written to {cfg.output}  (total {phases['total']:.0f}s)")
-    failed = rep.throughput_ok is False or bool(rep.rls_failures()) or bool(rep.no_tenant_index())
+    failed = (
+        rep.throughput_ok is False
+        or bool(rep.rls_failures())
+        or bool(rep.no_tenant_index())
+        or bool(tk is not None and tk.errors())
+    )
     return 1 if failed else 0
 
 

@@ -33,6 +33,13 @@ class BenchConfig:
     request_pairs: int  # distinct (agency, client) requests the load generator picks from
     # RLS latency
     rls_iterations: int
+    # token endpoint (tests/bench/tokens.py)
+    tokens_connections: int  # concurrent keep-alive connections of its load generator
+    tokens_requests: int  # per grant and round: codes exchanged, refresh tokens rotated
+    tokens_rounds: int
+    tokens_warmup: int  # per grant, before the first round (not measured)
+    tokens_sign_iterations: int  # per round: in-process signing baseline
+    tokens_validations: int  # per variant: in-process ID-token validation
     output: Path
 
     @property
@@ -76,6 +83,12 @@ def make_config(
         rounds=1 if quick else 3,
         request_pairs=2_000 if quick else 20_000,
         rls_iterations=300 if quick else 3_000,
+        tokens_connections=16,
+        tokens_requests=300 if quick else 1_000,
+        tokens_rounds=1 if quick else 3,
+        tokens_warmup=100 if quick else 200,
+        tokens_sign_iterations=300 if quick else 500,
+        tokens_validations=2_000 if quick else 10_000,
         output=ROOT / ("var/bench/benchmarks-quick.md" if quick else "docs/benchmarks.md"),
     )
     overrides: dict[str, object] = {

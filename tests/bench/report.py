@@ -9,6 +9,7 @@ from tests.bench.config import BenchConfig
 from tests.bench.dataset import Dataset
 from tests.bench.rls import MODES, QueryResult, plan_differs, plan_summary
 from tests.bench.throughput import ThroughputResult
+from tests.bench.tokens import TokensResult
 
 THROUGHPUT_TARGET = 0.25  # app req/s ÷ bare req/s, at least
 RLS_TARGET = 1.10  # p95 under RLS ÷ p95 with the explicit filter, at most
@@ -24,6 +25,7 @@ class Report:
     throughput: ThroughputResult | None
     rls: list[QueryResult]
     phases: dict[str, float] = field(default_factory=dict)
+    tokens: TokensResult | None = None
 
     @property
     def throughput_ok(self) -> bool | None:
@@ -83,6 +85,8 @@ def console(rep: Report) -> str:
                 f"{'  (plan differs)' if plan_differs(r) else ''}"
             )
         out.append(f"  target: p95 ratio <= {RLS_TARGET}")
+    if rep.tokens is not None:
+        out += _tokens_console(rep.tokens)
     out.append("=" * 96)
     return "\n".join(out)
 
@@ -128,12 +132,15 @@ def markdown(rep: Report, previous: Path | None = None) -> str:
             f"**{_verdict(r.ratio() <= RLS_TARGET)}** |"
         )
     missing = rep.no_tenant_index()
-    lines += [
-        f"| Every RLS plan has an `Index Cond` on `agency_id` | all | "
-        f"{len(rep.rls) - len(missing)}/{len(rep.rls)} | "
-        f"**{'PASS' if not missing else 'FAIL: ' + ', '.join(missing)}** |",
-        "",
-    ]
+    if rep.rls:
+        lines.append(
+            f"| Every RLS plan has an `Index Cond` on `agency_id` | all | "
+            f"{len(rep.rls) - len(missing)}/{len(rep.rls)} | "
+            f"**{'PASS' if not missing else 'FAIL: ' + ', '.join(missing)}** |"
+        )
+    if rep.tokens is not None:
+        lines += _tokens_summary(rep.tokens)
+    lines.append("")
     analysis = _preserved_analysis(previous) if previous else ""
     lines += [
         "## Analysis",
@@ -193,6 +200,8 @@ def markdown(rep: Report, previous: Path | None = None) -> str:
         lines += _throughput_md(rep, tp)
     if rep.rls:
         lines += _rls_md(rep)
+    if rep.tokens is not None:
+        lines += _tokens_md(rep, rep.tokens)
     lines += [
         "## Run",
         "",
@@ -359,6 +368,190 @@ def _rls_md(rep: Report) -> list[str]:
             "</details>",
             "",
         ]
+    return lines
+
+
+# ---- token endpoint -------------------------------------------------------------------------
+
+_GRANT_LABELS = {
+    "authorization_code": "code exchange",
+    "refresh_token": "refresh (rotating)",
+}
+
+
+def _tokens_console(tk: TokensResult) -> list[str]:
+    out = [
+        "",
+        f"Token endpoint  POST /a/{{slug}}/oauth2/token  ({tk.connections} connections, "
+        f"{tk.rounds} x {tk.requests_per_round} requests per grant, {tk.workers} uvicorn "
+        "workers; medians over the rounds)",
+        f"  {'grant':20s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>7s} "
+        f"{'server ms/req':>14s} {'PG ms/req':>10s} {'crypto us':>10s} {'x crypto':>9s}",
+    ]
+    for grant in ("authorization_code", "refresh_token"):
+        if not tk.of(grant):
+            continue
+        out.append(
+            f"  {grant:20s} {tk.median_of(grant, 'rps'):8.1f} {tk.median_of(grant, 'p50_ms'):8.1f} "
+            f"{tk.median_of(grant, 'p99_ms'):8.1f} {tk.errors(grant):7d} "
+            f"{tk.median_cpu_ms(grant, 'server'):14.2f} "
+            f"{tk.median_cpu_ms(grant, 'postgres'):10.2f} "
+            f"{tk.crypto_us(grant):10.0f} {tk.crypto_ratio(grant):9.1f}"
+        )
+    v = tk.validation
+    out.append(
+        "ID-token validation (median us): "
+        + "  ".join(f"{k} {m.median:.0f}" for k, m in v.items())
+        + f"   strict (Authlib) / plain RS256 verify = {tk.validation_ratio():.2f}"
+    )
+    return out
+
+
+def _tokens_summary(tk: TokensResult) -> list[str]:
+    lines = []
+    for grant in ("authorization_code", "refresh_token"):
+        if not tk.of(grant):
+            continue
+        crypto = (
+            "ID token + access token"
+            if tk.crypto_us(grant) > tk.signing["access_token"].median
+            else "access token"
+        )
+        lines.append(
+            f"| Token endpoint, {_GRANT_LABELS[grant]} (`grant_type={grant}`): requests/s, "
+            f"p99; server CPU per request ÷ signing its {crypto} | none (informational) | "
+            f"**{tk.median_of(grant, 'rps'):.0f} req/s**, p99 "
+            f"**{tk.median_of(grant, 'p99_ms'):.0f} ms** ({tk.connections} connections, "
+            f"{tk.errors(grant)} errors); {tk.median_cpu_ms(grant, 'server'):.1f} ms ÷ "
+            f"{tk.crypto_us(grant) / 1000:.2f} ms = **{tk.crypto_ratio(grant):.1f}x** | measured |"
+        )
+    v = tk.validation
+    lines.append(
+        "| ID-token validation, strict (Authlib `CodeIDToken`, cached JWKS): median per token "
+        f"÷ one plain RS256 verify | none (informational) | {v['strict_authlib'].median:.0f} "
+        f"÷ {v['rs256_verify'].median:.0f} µs = **{tk.validation_ratio():.2f}x** | measured |"
+    )
+    return lines
+
+
+def _tokens_md(rep: Report, tk: TokensResult) -> list[str]:
+    cfg = rep.cfg
+    quick = " --quick" if cfg.quick else ""
+    lines = [
+        "## Token endpoint",
+        "",
+        "`POST /a/{slug}/oauth2/token` of the real application, the OpenID provider of one "
+        f"agency of the data set (`{tk.agency_slug}`), for a confidential relying party "
+        f"registered through the API (`POST /api/v1/oauth-clients`, first-party, "
+        "`client_secret_basic`, scopes `openid profile email switchboard:memberships`). "
+        "Measured by `tests/bench/tokens.py`; run this part alone with "
+        f"`python -m tests.bench{quick} --only tokens`.",
+        "",
+        "* **Codes**: from the real authorization endpoint. The bench signs the agency's "
+        f"{tk.users} people in through the portal's sign-in form (CSRF and all), then asks "
+        "`GET /a/{slug}/oauth2/authorize` (PKCE S256, a fresh nonce each) for every code "
+        "with their session cookies, round robin, 8 at a time "
+        f"(about {tk.authorize_rps:.0f} codes/s), just before each round. Codes live "
+        f"{tk.code_ttl_seconds} s for the bench server (`SWITCHBOARD_OAUTH2_CODE_TTL_SECONDS="
+        f"{tk.code_ttl_seconds}`, the maximum; the default is 60 s) so that none expires "
+        "while a round is being prepared.",
+        "* **authorization_code**: `grant_type=authorization_code`, `code`, `redirect_uri`, "
+        "`code_verifier`, client authenticated with HTTP Basic; every code is used exactly "
+        "once. The answer carries an access token (RS256 JWT), an ID token (RS256) and a "
+        "refresh token.",
+        "* **refresh_token**: `grant_type=refresh_token` with the refresh tokens the "
+        "measured code exchanges of the same round returned, each used exactly once (every "
+        "use rotates it: the old one is marked used, a new one issued).",
+        "",
+        f"Server: `python {tk.server_command}` ({tk.workers} workers, uvloop, httptools), "
+        "`SWITCHBOARD_ENV=production`, `SWITCHBOARD_BASE_URL=https://id.bench.example` "
+        "(the issuer's public URL: Authlib refuses a plain-http one in production; the bench "
+        "talks plain HTTP to 127.0.0.1 as a TLS-terminating proxy would).",
+        "",
+        f"Load generator: `python {tk.loadgen_command}` (the `main()` of "
+        "`tests/bench/tokens.py`): one asyncio process (uvloop), "
+        f"{tk.connections} keep-alive connections, each taking the next request of the file "
+        "as soon as its previous answer arrived, so every request is sent exactly once; "
+        "req/s = requests ÷ the time from the first request to the last answer. "
+        f"{tk.warmup_requests} requests per grant to warm up, then {tk.rounds} round(s) of "
+        f"{tk.requests_per_round} per grant (code exchange, then refresh). CPU columns: cores "
+        "used on average over the measured window (from /proc: server = the uvicorn process "
+        "tree, PG = all postgres processes, other = everything else on the machine); CPU "
+        "ms / request = CPU seconds ÷ requests.",
+        "",
+        f"Checked before measuring (load average {tk.loadavg_start} at the start of this part, "
+        f"{tk.loadavg_end} at its end):",
+        "",
+        *(f"* {c}" for c in tk.checks),
+        "",
+        "| Round | Grant | req/s | p50 ms | p99 ms | errors | server CPU | PG CPU | "
+        "loadgen CPU | other CPU | server CPU ms / request | PG CPU ms / request |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in tk.runs:
+        lines.append(
+            f"| {r.round} | {r.grant} | {r.rps:.1f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | "
+            f"{r.errors} | {r.cpu['server']:.2f} | {r.cpu['postgres']:.2f} | "
+            f"{r.cpu['loadgen']:.2f} | {r.cpu.get('other', 0.0):.2f} | "
+            f"{r.cpu_ms('server'):.2f} | {r.cpu_ms('postgres'):.2f} |"
+        )
+    if tk.error_samples:
+        lines += ["", "Failed requests (first few):", ""]
+        lines += [f"* `{e[:300]}`" for e in tk.error_samples]
+    s = tk.signing
+    lines += [
+        "",
+        "**The unavoidable crypto**, measured in the bench process between the rounds "
+        f"({s['id_token'].n:,} times each, interleaved; the server idle): the ID token and "
+        "the access token of a real code-exchange response re-signed with the same header "
+        "and claims and the agency's own RS256 key (RSA-2048, decrypted from the database "
+        f"as `services/oauth2/keys.py` does), with joserfc as the provider does. ID token "
+        f"{tk.id_token_bytes} bytes, access token {tk.access_token_bytes} bytes.",
+        "",
+        "| Operation | median µs | p90 µs |",
+        "|---|---:|---:|",
+        *(f"| {m.label} | {m.median:.0f} | {m.pct(90):.0f} |" for m in s.values()),
+        "",
+        "| Median over the rounds | req/s | p50 ms | p99 ms | errors | server CPU ms / "
+        "request | PG CPU ms / request | signing it needs µs | **server CPU ÷ signing** |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for grant in ("authorization_code", "refresh_token"):
+        if not tk.of(grant):
+            continue
+        lines.append(
+            f"| {grant} | {tk.median_of(grant, 'rps'):.1f} | {tk.median_of(grant, 'p50_ms'):.1f} "
+            f"| {tk.median_of(grant, 'p99_ms'):.1f} | {tk.errors(grant)} | "
+            f"{tk.median_cpu_ms(grant, 'server'):.2f} | {tk.median_cpu_ms(grant, 'postgres'):.2f} "
+            f"| {tk.crypto_us(grant):.0f} | **{tk.crypto_ratio(grant):.1f}x** |"
+        )
+    v = tk.validation
+    base = v["rs256_verify"].median
+    lines += [
+        "",
+        "The refresh grant signs an access token only"
+        + (" (its answer carries no ID token)." if not tk.refresh_has_id_token else ".")
+        + " The rest of the server CPU is the framework, Authlib, the ORM and the driver: "
+        "the ratio says how many times the unavoidable signing each request costs.",
+        "",
+        "### ID-token validation",
+        "",
+        "What a relying party pays per sign-in to check the ID token it got: real ID tokens "
+        f"from the measured code exchanges ({v['rs256_verify'].n:,} validations per variant, "
+        f"cycling through {tk.validation_tokens:,} of them, variants interleaved in rotating "
+        "order, in the bench process, timed one by one with `perf_counter_ns`). The key set "
+        "comes from the agency's `jwks.json`, the expected issuer from its discovery "
+        "document. Strict validation was checked to refuse a wrong nonce, another audience, "
+        "a forged signature and another access token (`at_hash`).",
+        "",
+        "| Variant | median µs | p90 µs | ÷ plain RS256 verify |",
+        "|---|---:|---:|---:|",
+        *(
+            f"| {m.label} | {m.median:.0f} | {m.pct(90):.0f} | {m.median / base:.2f} |"
+            for m in v.values()
+        ),
+        "",
+    ]
     return lines
 
 
