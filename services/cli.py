@@ -345,5 +345,73 @@ def demo(
     serve(host=host, port=port, workers=1)
 
 
+@app.command("sample-app")
+def sample_app(
+    issuer: Annotated[
+        str,
+        typer.Option(
+            envvar="SWITCHBOARD_SAMPLE_APP_ISSUER",
+            help="the agency's issuer, {BASE_URL}/a/<slug>",
+        ),
+    ],
+    client_id: Annotated[
+        str,
+        typer.Option(
+            envvar="SWITCHBOARD_SAMPLE_APP_CLIENT_ID",
+            help="the app's client id (POST /api/v1/oauth-clients)",
+        ),
+    ],
+    client_secret: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SWITCHBOARD_SAMPLE_APP_CLIENT_SECRET",
+            help="the client secret (confidential clients; prefer the environment variable)",
+        ),
+    ] = None,
+    host: str = "127.0.0.1",
+    port: int = 8001,
+    name: Annotated[str, typer.Option(help="the app's display name")] = "Sample solution",
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SWITCHBOARD_SAMPLE_APP_BASE_URL",
+            help="where browsers reach the app (default http://HOST:PORT)",
+        ),
+    ] = None,
+) -> None:
+    """Serve the sample solution: an app that signs people in with their agency (OIDC)."""
+    import uvicorn
+
+    from services.sampleapp import create_sample_app
+
+    if base_url is None:
+        shown = f"[{host}]" if ":" in host else host
+        base_url = f"http://{shown}:{port}"
+    base_url = base_url.rstrip("/")
+    try:
+        web = create_sample_app(
+            issuer,
+            client_id,
+            client_secret,
+            base_url,
+            name=name,
+            secret_key=os.environ.get("SWITCHBOARD_SAMPLE_APP_SECRET_KEY") or None,
+        )
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    kind = "confidential" if client_secret else "public (PKCE only)"
+    typer.echo(f"{name} on {base_url}/  ({kind} client {client_id} of {issuer})")
+    typer.echo(f"  redirect URI:              {base_url}/callback")
+    typer.echo(f"  post-logout redirect URI:  {base_url}/")
+    typer.echo(f"  initiate login URI:        {base_url}/login")
+    uvicorn.run(
+        web,
+        host=host,
+        port=port,
+        access_log=False,
+        log_level=get_settings().log_level.lower(),
+    )
+
+
 if __name__ == "__main__":
     app()

@@ -59,12 +59,16 @@ def for_authlib(transport: httpx.AsyncBaseTransport | None) -> Any:
                 content=body,
             )
             answer = await transport.handle_async_request(forwarded)
+            headers = list(answer.headers.raw)
             try:
                 # Raw bytes: the receiving client decodes any content-encoding itself.
                 raw = b"".join([chunk async for chunk in answer.aiter_raw()])
+            except httpx.StreamConsumed:  # an answer built in memory, already decoded
+                raw = answer.content
+                headers = [(k, v) for k, v in headers if k.lower() != b"content-encoding"]
             finally:
                 await answer.aclose()
-            return http.Response(answer.status_code, headers=list(answer.headers.raw), content=raw)
+            return http.Response(answer.status_code, headers=headers, content=raw)
 
         async def aclose(self) -> None:
             return None  # the caller owns the bridged transport
