@@ -16,7 +16,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import cache
 from typing import Any
 
 import structlog
@@ -165,23 +164,36 @@ def _on_begin(session: Session, tx: SessionTransaction, conn: Connection) -> Non
 # ---- ORM: fail-closed criteria ----------------------------------------------------------
 
 
-@cache
+# Models register their tables as modules are imported, so these maps are rebuilt whenever
+# the number of tables changed: computed before some domain's models were imported, they
+# would leave those tables unscoped (fail open).
+_models_seen: tuple[int, tuple[type[TenantModel], ...]] = (-1, ())
+_by_table_seen: tuple[int, dict[Table, type[SQLModel]]] = (-1, {})
+
+
 def _tenant_models() -> tuple[type[TenantModel], ...]:
-    found: list[type[TenantModel]] = []
-    stack = list(TenantModel.__subclasses__())
-    while stack:
-        cls = stack.pop()
-        stack.extend(cls.__subclasses__())
-        if hasattr(cls, "__table__"):
-            found.append(cls)
-    return tuple(sorted(found, key=lambda c: c.__name__))
+    global _models_seen
+    registered = len(SQLModel.metadata.tables)
+    if _models_seen[0] != registered:
+        found: list[type[TenantModel]] = []
+        stack = list(TenantModel.__subclasses__())
+        while stack:
+            cls = stack.pop()
+            stack.extend(cls.__subclasses__())
+            if hasattr(cls, "__table__"):
+                found.append(cls)
+        _models_seen = (registered, tuple(sorted(found, key=lambda c: c.__name__)))
+    return _models_seen[1]
 
 
-@cache
 def _scoped_model_by_table() -> dict[Table, type[SQLModel]]:
-    out: dict[Table, type[SQLModel]] = {m.__table__: m for m in _tenant_models()}  # type: ignore[misc]
-    out[Agency.__table__] = Agency  # type: ignore[index]
-    return out
+    global _by_table_seen
+    registered = len(SQLModel.metadata.tables)
+    if _by_table_seen[0] != registered:
+        out: dict[Table, type[SQLModel]] = {m.__table__: m for m in _tenant_models()}  # type: ignore[misc]
+        out[Agency.__table__] = Agency  # type: ignore[index]
+        _by_table_seen = (registered, out)
+    return _by_table_seen[1]
 
 
 def _scoped_models_in(statement: Any) -> list[type[SQLModel]]:

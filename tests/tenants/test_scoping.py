@@ -137,3 +137,31 @@ async def test_an_error_inside_unscoped_is_not_masked(client):
                 await session.execute(text("SELECT * FROM no_such_table"))
     assert "no_such_table" in str(err.value)
     assert current_tenant(session) is None
+
+
+def test_tables_imported_late_are_still_scoped():
+    """The scoping maps must follow tables registered after their first use: a query defined
+    at import time (tenants.reads) once froze them before the OIDC tables existed, leaving
+    those unscoped on SQLite."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = """
+import services.records.repository  # defines a TenantQuery at import: uses the maps early
+from tenants import scoping
+early = set(scoping._scoped_model_by_table())
+import services.models_registry
+from services.kit.models import metadata
+late = set(scoping._scoped_model_by_table())
+need = {t for t in metadata.tables.values() if "agency_id" in t.c}
+missing = sorted(t.name for t in need - late)
+assert not missing, missing
+assert len(late) > len(early), (len(early), len(late))
+print("ok")
+"""
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
