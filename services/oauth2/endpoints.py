@@ -18,11 +18,13 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
+from services.kit import ids
 from services.kit.schemas import path_id
 from services.kit.web import DBSession
 from services.oauth2 import service
 from services.oauth2.auth import IssuerAgency, OAuthClientsManage
 from services.oauth2.schemas import (
+    ClientSolutionOut,
     OAuthClientCreate,
     OAuthClientCreated,
     OAuthClientOut,
@@ -33,6 +35,7 @@ from services.portal import security
 from services.portal.auth import CsrfChecked, MaybeSignedIn, PortalAgency, SignedIn
 from services.portal.rendering import error_page, page
 from services.portal.routing import PortalRoute
+from services.records.auth import ClientsRead, ClientsUpdate
 from services.settings import get_settings
 from tenants.models import Agency
 from tenants.principal import Principal
@@ -370,6 +373,61 @@ async def delete_client(
     oauth_client_id: str, principal: OAuthClientsManage, session: DBSession
 ) -> Response:
     await service.delete_client(session, path_id("oac", oauth_client_id, "OAuth client"))
+    return Response(status_code=204)
+
+
+# ---- solutions enabled per client (API) ---------------------------------------------------------
+
+
+@api.get(
+    "/clients/{client_id}/solutions",
+    response_model=list[ClientSolutionOut],
+    name="client_solutions_list",
+    tags=["clients"],
+)
+async def list_client_solutions(
+    client_id: str, principal: ClientsRead, session: DBSession
+) -> list[ClientSolutionOut]:
+    cid = path_id("cli", client_id, "client")
+    return [
+        ClientSolutionOut(
+            solution_id=ids.encode("oac", row.id),
+            name=row.name,
+            description=row.description,
+            enabled_at=enabled_at,
+        )
+        for row, enabled_at in await service.client_solutions(session, cid)
+    ]
+
+
+@api.put(
+    "/clients/{client_id}/solutions/{solution_id}",
+    status_code=204,
+    name="client_solutions_enable",
+    tags=["clients"],
+)
+async def enable_client_solution(
+    client_id: str, solution_id: str, principal: ClientsUpdate, session: DBSession
+) -> Response:
+    """Enable a solution (a relying party registered with `solution: true`) for a client: its
+    people see it in the portal and may sign in to it. Idempotent."""
+    cid = path_id("cli", client_id, "client")
+    sid = path_id("oac", solution_id, "solution")
+    await service.enable_solution(session, principal, cid, sid)
+    return Response(status_code=204)
+
+
+@api.delete(
+    "/clients/{client_id}/solutions/{solution_id}",
+    status_code=204,
+    name="client_solutions_disable",
+    tags=["clients"],
+)
+async def disable_client_solution(
+    client_id: str, solution_id: str, principal: ClientsUpdate, session: DBSession
+) -> Response:
+    cid = path_id("cli", client_id, "client")
+    await service.disable_solution(session, cid, path_id("oac", solution_id, "solution"))
     return Response(status_code=204)
 
 

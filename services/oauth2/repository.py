@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 from services.identity.models import UserSession
 from services.oauth2.models import (
     AuthorizationCode,
+    ClientSolution,
     Consent,
     KeyStatus,
     OAuthClient,
@@ -39,6 +41,63 @@ def client(s: Session, client_id: uuid.UUID) -> OAuthClient | None:
 def clients(s: Session) -> Sequence[OAuthClient]:
     stmt = select(OAuthClient).order_by(OAuthClient.created_at, OAuthClient.id)
     return s.execute(stmt).scalars().all()
+
+
+# ---- solutions enabled per client ----------------------------------------------------------
+
+
+def client_solutions(s: Session, client_id: uuid.UUID) -> Sequence[tuple[OAuthClient, Any]]:
+    stmt = (
+        select(OAuthClient, ClientSolution.created_at)
+        .join(
+            ClientSolution,
+            (ClientSolution.agency_id == OAuthClient.agency_id)
+            & (ClientSolution.oauth_client_id == OAuthClient.id),
+        )
+        .where(ClientSolution.client_id == client_id, OAuthClient.solution.is_(True))
+        .order_by(OAuthClient.name, OAuthClient.id)
+    )
+    return [(row[0], row[1]) for row in s.execute(stmt).all()]
+
+
+def client_solution(
+    s: Session, client_id: uuid.UUID, oauth_client_id: uuid.UUID
+) -> ClientSolution | None:
+    stmt = select(ClientSolution).where(
+        ClientSolution.client_id == client_id, ClientSolution.oauth_client_id == oauth_client_id
+    )
+    return s.execute(stmt).scalar_one_or_none()
+
+
+def solutions(s: Session, client_ids: Sequence[uuid.UUID] | None) -> Sequence[OAuthClient]:
+    """The solutions of the agency (client_ids None), or those enabled for any of client_ids."""
+    stmt = select(OAuthClient).where(OAuthClient.solution.is_(True))
+    if client_ids is not None:
+        enabled = select(ClientSolution.oauth_client_id).where(
+            ClientSolution.client_id.in_(list(client_ids))
+        )
+        stmt = stmt.where(OAuthClient.id.in_(enabled))
+    return s.execute(stmt.order_by(OAuthClient.name, OAuthClient.id)).scalars().all()
+
+
+def may_use_solution(s: Session, oauth_client_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    """Agency staff may use every solution; a client's people only those enabled for one of
+    their businesses."""
+    agency_member = select(Membership.id).where(
+        Membership.user_id == user_id, Membership.client_id.is_(None)
+    )
+    if s.execute(agency_member.limit(1)).first() is not None:
+        return True
+    enabled = (
+        select(ClientSolution.id)
+        .join(
+            Membership,
+            (Membership.agency_id == ClientSolution.agency_id)
+            & (Membership.client_id == ClientSolution.client_id),
+        )
+        .where(Membership.user_id == user_id, ClientSolution.oauth_client_id == oauth_client_id)
+    )
+    return s.execute(enabled.limit(1)).first() is not None
 
 
 # ---- signing keys -------------------------------------------------------------------------

@@ -96,6 +96,17 @@ class OAuthClientCreate(StrictInput):
     )
     first_party: bool = False
     id_token_signed_response_alg: Literal["RS256", "ES256"] = "RS256"  # noqa: S105
+    solution: bool = Field(
+        default=False,
+        description="sold to clients: listed in the client portal for the clients it is "
+        "enabled for; their people may sign in to it only then",
+    )
+    description: str | None = Field(default=None, max_length=300)
+    initiate_login_uri: RedirectUri | None = Field(
+        default=None,
+        description="where the portal's Open button sends the browser (OpenID Connect "
+        "third-party-initiated login, with iss, login_hint and target_link_uri)",
+    )
 
 
 class OAuthClientUpdate(StrictInput):
@@ -106,6 +117,9 @@ class OAuthClientUpdate(StrictInput):
     grant_types: list[GrantType] | None = Field(default=None, min_length=1, max_length=3)
     first_party: bool | None = None
     id_token_signed_response_alg: Literal["RS256", "ES256"] | None = None
+    solution: bool | None = None
+    description: str | None = Field(default=None, max_length=300)
+    initiate_login_uri: RedirectUri | None = None
 
 
 class OAuthClientOut(Output):
@@ -118,6 +132,9 @@ class OAuthClientOut(Output):
     grant_types: list[str]
     first_party: bool
     id_token_signed_response_alg: str
+    solution: bool
+    description: str | None
+    initiate_login_uri: str | None
     token_endpoint_auth_method: str
     secret_hint: str | None
     issuer: str
@@ -138,6 +155,9 @@ class OAuthClientOut(Output):
             grant_types=list(row.grant_types),
             first_party=row.first_party,
             id_token_signed_response_alg=row.id_token_signed_response_alg,
+            solution=row.solution,
+            description=row.description,
+            initiate_login_uri=row.initiate_login_uri,
             token_endpoint_auth_method="none" if public else "client_secret_basic",
             secret_hint=row.secret_hint,
             issuer=issuer,
@@ -151,3 +171,12 @@ class OAuthClientCreated(OAuthClientOut):
     client_secret: str | None = Field(
         description="confidential clients: the secret, shown once; store it now"
     )
+
+
+class ClientSolutionOut(Output):
+    """A solution enabled for a client."""
+
+    solution_id: str = Field(description="the relying party's client_id (oac_...)")
+    name: str
+    description: str | None
+    enabled_at: datetime

@@ -28,7 +28,7 @@ from services.kit.errors import NotFound, ValidationFailed
 from services.kit.types import utcnow
 from services.oauth2 import keys
 from services.oauth2 import repository as repo
-from services.oauth2.models import ClientType, Consent, OAuthClient, SigningKey
+from services.oauth2.models import ClientSolution, ClientType, Consent, OAuthClient, SigningKey
 from services.oauth2.schemas import (
     USER_SCOPES,
     OAuthClientCreate,
@@ -50,6 +50,7 @@ from tenants import audit
 from tenants.context import TenantContext
 from tenants.models import Agency, AgencyStatus
 from tenants.principal import Principal
+from tenants.roles import CLIENT_ROLES
 from tenants.scoping import set_tenant, unscoped
 
 T = TypeVar("T")
@@ -301,6 +302,10 @@ def _authorize(
         if "none" in prompts:
             return fail(LoginRequiredError)
         return NeedsLogin(_request_pairs(snap, drop_prompt="login"))
+    if client.row.solution and not repo.may_use_solution(
+        ctx.session, client.row.id, end_user.user_id
+    ):
+        return fail(AccessDeniedError, "Your business does not have this solution.")
     if decision is None:
         if "login" in prompts:
             return NeedsLogin(_request_pairs(snap, drop_prompt="login"), end_session=True)
@@ -512,6 +517,9 @@ async def create_client(
         grant_types=grant_types,
         first_party=body.first_party,
         id_token_signed_response_alg=body.id_token_signed_response_alg,
+        solution=body.solution,
+        description=body.description,
+        initiate_login_uri=body.initiate_login_uri,
         created_by=principal.actor_id,
     )
     session.add(row)
@@ -527,7 +535,7 @@ async def update_client(
     for key in ("redirect_uris", "post_logout_redirect_uris", "allowed_scopes", "grant_types"):
         if changes.get(key) is not None:
             changes[key] = list(dict.fromkeys(changes[key]))
-    for key in ("name", "first_party", "id_token_signed_response_alg"):
+    for key in ("name", "first_party", "id_token_signed_response_alg", "solution"):
         if key in changes and changes[key] is None:
             raise ValidationFailed(f"{key} cannot be null", field=key)
     for key in ("redirect_uris", "post_logout_redirect_uris", "allowed_scopes", "grant_types"):
@@ -563,6 +571,72 @@ async def delete_client(session: AsyncSession, client_id: uuid.UUID) -> None:
     row = await get_client(session, client_id)
     await session.delete(row)
     await session.flush()
+
+
+# ---- solutions enabled per client ----------------------------------------------------------
+
+
+async def _solution(session: AsyncSession, oauth_client_id: uuid.UUID) -> OAuthClient:
+    row = await get_client(session, oauth_client_id)
+    if not row.solution:
+        raise ValidationFailed(
+            "this OAuth client is not a solution (set solution: true on it first)",
+            field="solution_id",
+        )
+    return row
+
+
+async def _require_client(session: AsyncSession, client_id: uuid.UUID) -> None:
+    from services.records import service as records
+
+    await records.get(session, client_id)  # NotFound outside the tenant or client scope
+
+
+async def client_solutions(
+    session: AsyncSession, client_id: uuid.UUID
+) -> Sequence[tuple[OAuthClient, Any]]:
+    await _require_client(session, client_id)
+    return await session.run_sync(repo.client_solutions, client_id)
+
+
+async def enable_solution(
+    session: AsyncSession, principal: Principal, client_id: uuid.UUID, oauth_client_id: uuid.UUID
+) -> bool:
+    """Enable a solution for a client; False when it already was."""
+    await _require_client(session, client_id)
+    await _solution(session, oauth_client_id)
+    if await session.run_sync(repo.client_solution, client_id, oauth_client_id) is not None:
+        return False
+    assert principal.agency_id is not None
+    session.add(
+        ClientSolution(
+            agency_id=principal.agency_id,
+            client_id=client_id,
+            oauth_client_id=oauth_client_id,
+            enabled_by=principal.actor_id,
+        )
+    )
+    await session.flush()
+    return True
+
+
+async def disable_solution(
+    session: AsyncSession, client_id: uuid.UUID, oauth_client_id: uuid.UUID
+) -> None:
+    await _require_client(session, client_id)
+    row = await session.run_sync(repo.client_solution, client_id, oauth_client_id)
+    if row is None:
+        raise NotFound("this solution is not enabled for the client")
+    await session.delete(row)
+    await session.flush()
+
+
+async def solutions_for(session: AsyncSession, principal: Principal) -> Sequence[OAuthClient]:
+    """The solutions a signed-in person may open: all of the agency's for its staff, those
+    enabled for their businesses for a client's people."""
+    if principal.role is None or principal.role not in CLIENT_ROLES:
+        return await session.run_sync(repo.solutions, None)
+    return await session.run_sync(repo.solutions, sorted(principal.client_ids or ()))
 
 
 # ---- signing keys ---------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import pytest
 
 # A valid body per (method, path template), so the lookup (not validation) decides.
 BODIES = {
+    ("PUT", "/api/v1/clients/{client_id}/solutions/{solution_id}"): None,
     ("PATCH", "/api/v1/clients/{client_id}"): {"notes": "pwned"},
     ("POST", "/api/v1/clients/{client_id}/lifecycle"): {"stage": "onboarding"},
     ("PATCH", "/api/v1/users/{user_id}"): {"name": "pwned"},
@@ -63,11 +64,16 @@ async def _world(client, make_agency, make_client):
         await client.post(
             "/api/v1/oauth-clients",
             headers=a.headers,
-            json={"name": "rp", "redirect_uris": ["https://rp.example/cb"]},
+            json={"name": "rp", "redirect_uris": ["https://rp.example/cb"], "solution": True},
         )
     ).json()
+    enabled = await client.put(
+        f"/api/v1/clients/{shop['id']}/solutions/{oauth_client['id']}", headers=a.headers
+    )
+    assert enabled.status_code == 204, enabled.text
     ids = {
         "oauth_client_id": oauth_client["id"],
+        "solution_id": oauth_client["id"],
         "client_id": shop["id"],
         "invitation_id": inv["id"],
         "key_id": key["id"],
@@ -95,6 +101,9 @@ async def _snapshot(client, a, ids) -> dict:
         ).json(),
         "agency": (await client.get("/api/v1/agency", headers=a.headers)).json(),
         "scim_tokens": (await client.get("/api/v1/scim-tokens", headers=a.headers)).json(),
+        "solutions": (
+            await client.get(f"/api/v1/clients/{ids['client_id']}/solutions", headers=a.headers)
+        ).json(),
     }
 
 
