@@ -308,7 +308,11 @@ def _refresh_form(refresh_token: str) -> str:
 # ---- checks before measuring ----------------------------------------------------------------
 
 
+_LAST_HEADERS: dict[str, str] = {}
+
+
 def _post(url: str, path: str, auth: str, form: str) -> tuple[int, dict[str, Any]]:
+    """POST a form; the response's headers are left in `_LAST_HEADERS`."""
     import urllib.error
     import urllib.request
 
@@ -318,10 +322,13 @@ def _post(url: str, path: str, auth: str, form: str) -> tuple[int, dict[str, Any
         method="POST",
         headers={"Authorization": auth, "Content-Type": "application/x-www-form-urlencoded"},
     )
+    _LAST_HEADERS.clear()
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
+            _LAST_HEADERS.update({k.lower(): v for k, v in resp.headers.items()})
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
+        _LAST_HEADERS.update({k.lower(): v for k, v in exc.headers.items()})
         return exc.code, json.loads(exc.read() or b"{}")
 
 
@@ -337,11 +344,14 @@ def _verify(url: str, setup: Setup, codes: list[Code]) -> tuple[list[str], dict[
     status, tok = post(_code_form(setup, c))
     if status != 200 or not {"access_token", "id_token", "refresh_token"} <= tok.keys():
         raise RuntimeError(f"code exchange answered {status}: {tok}")
+    cache = _LAST_HEADERS.get("cache-control", "")
+    if "no-store" not in cache:  # RFC 6749 §5.1
+        raise RuntimeError(f"token response without Cache-Control: no-store ({cache!r})")
     claims = _strict_validator(setup)(tok["id_token"], c.nonce, tok["access_token"])
     checks = [
         "code exchange: 200 with `access_token`, `id_token`, `refresh_token`, "
         f"`token_type` {tok.get('token_type')}, `expires_in` {tok.get('expires_in')}, "
-        f"`scope` {tok.get('scope')!r}",
+        f"`scope` {tok.get('scope')!r}; `Cache-Control: {cache}`",
         "its ID token validates strictly (signature with the JWKS key, `iss`, `aud`, `exp`, "
         f"`iat`, `nonce`, `at_hash`); claims: {', '.join(f'`{k}`' for k in sorted(claims))}",
     ]
