@@ -124,9 +124,10 @@ class SampleApp:
         suffix = sha256(rp.settings.client_id.encode()).hexdigest()[:10]
         self.session_cookie = f"sample_session_{suffix}"
         self.pending_cookie = f"sample_signin_{suffix}"
-        # The agency's name, learned from the first ID token; until then, its URL name.
-        path = issuer.path.strip("/").split("/")
-        self.agency_name = path[-1] if path and path[-1] else (issuer.hostname or "your agency")
+        # The agency's name, learned from the first ID token; until then, from its URL name
+        # (discovery does not tell it).
+        slug = issuer.path.strip("/").split("/")[-1]
+        self.agency_name = slug.replace("-", " ").title() if slug else "your agency"
 
     # ---- pages -----------------------------------------------------------------------------
 
@@ -141,7 +142,9 @@ class SampleApp:
             f"form-action 'self' {self.issuer_origin}; frame-ancestors 'none'; base-uri 'none'"
         )
         response.headers["Cache-Control"] = "no-store"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        # same-origin, not no-referrer: with no-referrer browsers send `Origin: null` on the
+        # sign-out form, and the check of that form's origin would refuse it.
+        response.headers["Referrer-Policy"] = "same-origin"
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
@@ -363,10 +366,13 @@ class SampleApp:
         return self.page("logout.html", **describe(session["claims"]))
 
     async def logout(self, request: Request) -> Response:
+        session = self.session_of(request)
         origin = request.headers.get("origin")
         if origin is not None and origin != self.origin:
-            return self.error("Not signed out", "The request came from another site.", 403)
-        session = self.session_of(request)
+            # Posted from another site: nothing happens unless the person confirms here.
+            if session is None:
+                return self.redirect(self.base_url + "/")
+            return self.page("logout.html", 403, **describe(session["claims"]))
         target = None
         if session is not None or self.session_cookie in request.cookies:
             target = await self.rp.end_session_url(session["id_token"] if session else None)
@@ -381,9 +387,11 @@ ROLE_LABELS = {
     "agency_owner": "Agency owner",
     "agency_admin": "Agency admin",
     "agency_staff": "Agency staff",
-    "client_owner": "Owner",
-    "client_member": "Member",
+    "client_owner": "Client owner",
+    "client_member": "Client member",
 }
+# In the table of businesses, the role inside the business.
+IN_BUSINESS = {"client_owner": "Owner", "client_member": "Member"}
 
 
 def role_label(role: str) -> str:
@@ -413,7 +421,7 @@ def describe(claims: dict[str, Any]) -> dict[str, Any]:
         {
             "name": m.get("client_name") or m.get("client_id"),
             "id": m.get("client_id"),
-            "role": role_label(str(m.get("role", ""))),
+            "role": IN_BUSINESS.get(str(m.get("role")), role_label(str(m.get("role", "")))),
         }
         for m in memberships
         if m.get("client_id")

@@ -583,7 +583,8 @@ async def test_logout_from_another_site_is_refused(world):
     await w.sign_in_at_portal(b)
     await w.signed_in(b)
     refused = await b.post(f"{SAMPLE}/logout", headers={"origin": "https://evil.example"})
-    assert refused.status_code == 403
+    assert refused.status_code == 403 and "Sign out of Review Booster?" in refused.text
+    assert not any("sample_session_" in c for c in set_cookie_headers(refused))
     assert "Signed in as" in (await b.get(f"{SAMPLE}/")).text
 
 
