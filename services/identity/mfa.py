@@ -126,7 +126,7 @@ async def _new_recovery_codes(session: AsyncSession, agency: Agency, user: User)
         await session.delete(old)
     codes = []
     for _ in range(RECOVERY_CODES):
-        raw = new_token(8)[:10].lower()
+        raw = new_token(16)[:10].lower()  # 16 bytes: always at least 10 characters
         codes.append(f"{raw[:5]}-{raw[5:]}")
         session.add(RecoveryCode(agency_id=agency.id, user_id=user.id, code_hash=sha256_hex(raw)))
     return codes
