@@ -43,9 +43,22 @@ def _secret_of(cred: TotpCredential, user: User) -> str:
     return unseal(cred.secret_sealed, purpose=_PURPOSE, context=_context(user)).decode()
 
 
-async def has_second_factor(session: AsyncSession, user_id: uuid.UUID) -> bool:
+async def has_totp(session: AsyncSession, user_id: uuid.UUID) -> bool:
+    """A confirmed authenticator app."""
     cred = await repo.totp_of(session, user_id)
     return cred is not None and cred.confirmed_at is not None
+
+
+async def second_factors(session: AsyncSession, user_id: uuid.UUID) -> set[str]:
+    """The kinds of second factor a person has: 'totp', 'passkey'."""
+    kinds = {"totp"} if await has_totp(session, user_id) else set()
+    return kinds | ({"passkey"} if await repo.has_passkey(session, user_id) else set())
+
+
+async def has_second_factor(session: AsyncSession, user_id: uuid.UUID) -> bool:
+    """A confirmed authenticator app or at least one passkey (`identity.passkeys`): either
+    makes the password alone insufficient, and either satisfies the agency's policy."""
+    return await has_totp(session, user_id) or await repo.has_passkey(session, user_id)
 
 
 @dataclass
@@ -150,6 +163,12 @@ async def _accept(session: AsyncSession, user: User, code: str) -> str | None:
             rc.used_at = utcnow()
             return "recovery"
     return None
+
+
+async def accept_code(session: AsyncSession, user: User, code: str) -> str | None:
+    """Re-authentication with a current code or an unused recovery code (spent if good):
+    'totp' or 'recovery', else None."""
+    return await _accept(session, user, code)
 
 
 async def remove(session: AsyncSession, agency: Agency, user: User, code: str) -> None:

@@ -13,6 +13,7 @@ from services.identity.models import (
     ApiKey,
     AuthThrottle,
     Invitation,
+    Passkey,
     PasswordReset,
     RecoveryCode,
     TotpCredential,
@@ -188,3 +189,41 @@ async def totp_of(session: AsyncSession, user_id: uuid.UUID) -> TotpCredential |
 async def recovery_codes_of(session: AsyncSession, user_id: uuid.UUID) -> list[RecoveryCode]:
     stmt = select(RecoveryCode).where(RecoveryCode.user_id == user_id)
     return list((await session.execute(stmt)).scalars().all())
+
+
+async def passkeys_of(session: AsyncSession, user_id: uuid.UUID) -> list[Passkey]:
+    stmt = (
+        select(Passkey)
+        .where(Passkey.user_id == user_id)
+        .order_by(Passkey.created_at, Passkey.id)
+    )
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def has_passkey(session: AsyncSession, user_id: uuid.UUID) -> bool:
+    stmt = select(Passkey.id).where(Passkey.user_id == user_id).limit(1)
+    return (await session.execute(stmt)).first() is not None
+
+
+async def passkey(session: AsyncSession, passkey_id: uuid.UUID) -> Passkey | None:
+    return (
+        await session.execute(select(Passkey).where(Passkey.id == passkey_id))
+    ).scalar_one_or_none()
+
+
+async def passkey_by_credential(session: AsyncSession, credential_id: str) -> Passkey | None:
+    """The passkey with this credential id in the session's agency (another agency's passkey
+    is simply not found)."""
+    stmt = select(Passkey).where(Passkey.credential_id == credential_id)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def passkeys_created_since(
+    session: AsyncSession, user_id: uuid.UUID, since: datetime
+) -> int:
+    stmt = (
+        select(func.count())
+        .select_from(Passkey)
+        .where(Passkey.user_id == user_id, Passkey.created_at >= since)
+    )
+    return int((await session.execute(stmt)).scalar_one())
