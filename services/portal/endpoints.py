@@ -17,7 +17,7 @@ from starlette.responses import RedirectResponse, Response
 
 from services.agencies import service as agencies
 from services.agencies.schemas import Branding
-from services.identity import mfa
+from services.identity import mfa, passkeys
 from services.identity import repository as identity_repo
 from services.identity import service as identity
 from services.identity.schemas import InvitationCreate
@@ -34,6 +34,7 @@ from services.kit.errors import (
 from services.kit.schemas import path_id
 from services.kit.web import DBSession
 from services.portal import forms, security
+from services.portal import passkeys as passkey_routes
 from services.portal import service as portal
 from services.portal.auth import (
     AgencyManage,
@@ -163,10 +164,12 @@ async def mfa_page(
     request: Request, agency: PublicAgency, session: DBSession, next: Text = ""
 ) -> Response:
     token = security.session_cookie(request)
-    if not token or await mfa.pending_sign_in(session, agency, token) is None:
+    pending = await mfa.pending_sign_in(session, agency, token) if token else None
+    if pending is None:
         return _see_other(f"/a/{agency.slug}/login")
     target = security.safe_next(next, agency.slug) or ""
-    return page(request, "verify.html", {"next": target, "error": None})
+    factors = await mfa.second_factors(session, pending[1].id)
+    return page(request, "verify.html", {"next": target, "error": None, "factors": factors})
 
 
 @router.post("/login/verify", name="portal_mfa", dependencies=[CsrfChecked])
@@ -181,22 +184,20 @@ async def mfa_verify(request: Request, agency: PublicAgency, session: DBSession)
         )
     except NotFound:
         return _see_other(f"/a/{agency.slug}/login")
-    except Unauthorized:
-        return page(
-            request,
-            "verify.html",
-            {"next": target or "", "error": "That code is not right. Try the current one."},
-            status=401,
-        )
-    except TooManyAttempts as exc:
+    except (Unauthorized, TooManyAttempts) as exc:
+        throttled = isinstance(exc, TooManyAttempts)
+        pending = await mfa.pending_sign_in(session, agency, token)
         return page(
             request,
             "verify.html",
             {
                 "next": target or "",
-                "error": f"Too many wrong codes. {exc.detail.split('; ')[-1].capitalize()}.",
+                "error": f"Too many wrong codes. {exc.detail.split('; ')[-1].capitalize()}."
+                if throttled
+                else "That code is not right. Try the current one.",
+                "factors": await mfa.second_factors(session, pending[1].id) if pending else set(),
             },
-            status=429,
+            status=429 if throttled else 401,
         )
     principal = await identity.principal_for_user(session, user, agency)
     return _see_other(target or portal.landing(principal, f"/a/{agency.slug}"))
@@ -217,7 +218,7 @@ async def _account_page(
 ) -> Response:
     me = await identity_repo.user(session, principal.user_id)
     assert me is not None
-    enrolled = await mfa.has_second_factor(session, me.id)
+    enrolled = await mfa.has_totp(session, me.id)
     enrolment = None if enrolled else await mfa.pending_enrolment(session, agency, me)
     return page(
         request,
@@ -227,6 +228,7 @@ async def _account_page(
             "me": me,
             "enrolled": enrolled,
             "enrolment": enrolment,
+            "passkeys": await passkeys.passkeys_of(session, me.id),
             "recovery_codes": recovery_codes,
             "error": error,
             "setup_required": principal.extra.get("second_factor") == "setup_required"
@@ -866,4 +868,5 @@ def mount_portal(app: FastAPI) -> None:
         name="static",
     )
     app.include_router(router)
+    app.include_router(passkey_routes.router)
     install_not_found_page(app)

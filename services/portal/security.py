@@ -135,6 +135,9 @@ FLASHES: dict[str, tuple[str, str]] = {
     "signed_out_everywhere": ("info", "You are signed out on every device."),
     "welcome": ("success", "Welcome! Your account is ready."),
     "password_reset": ("success", "Your new password is saved. Other devices were signed out."),
+    "passkey_added": ("success", "Your passkey is added. Use it the next time you sign in."),
+    "passkey_renamed": ("success", "The passkey was renamed."),
+    "passkey_removed": ("success", "The passkey was removed."),
 }
 
 
