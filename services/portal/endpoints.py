@@ -8,7 +8,7 @@ errors become branded pages (see `services.portal.routing`).
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.staticfiles import StaticFiles
@@ -856,6 +856,53 @@ async def outbox(
         "outbox.html",
         {"nav": "outbox", "items": items, "smtp": bool(get_settings().smtp_host)},
     )
+
+
+# ---- solutions: "Open" signs the person in to a solution's app --------------------------------
+
+
+async def _solutions(session: AsyncSession, principal: Principal) -> list[Any]:
+    from services.oauth2 import service as oauth2
+
+    return list(await oauth2.solutions_for(session, principal))
+
+
+@router.get("/apps", name="portal_apps")
+async def solutions(
+    request: Request, agency: PortalAgency, principal: SignedIn, session: DBSession
+) -> Response:
+    apps = [
+        {
+            "id": ids.encode("oac", row.id),
+            "name": row.name,
+            "description": row.description,
+            "launchable": bool(row.initiate_login_uri),
+        }
+        for row in await _solutions(session, principal)
+    ]
+    return page(request, "apps.html", {"nav": "apps", "apps": apps})
+
+
+@router.get("/apps/{solution_id}/open", name="portal_app_open")
+async def open_solution(
+    solution_id: str, agency: PortalAgency, principal: SignedIn, session: DBSession
+) -> Response:
+    """OpenID Connect third-party-initiated login: send the browser to the app's login
+    address with our issuer; the app starts an authorization, which this signed-in session
+    answers without asking for a password again."""
+    from services.oauth2.server import issuer_for
+
+    wanted = ids.decode("oac", solution_id)
+    found = next((r for r in await _solutions(session, principal) if r.id == wanted), None)
+    if found is None or not found.initiate_login_uri:
+        raise NotFound("no such solution")
+    params = {"iss": issuer_for(agency.slug), "target_link_uri": found.initiate_login_uri}
+    if principal.user_id is not None:
+        user = await identity_repo.user(session, principal.user_id)
+        if user is not None:
+            params["login_hint"] = user.email
+    sep = "&" if "?" in found.initiate_login_uri else "?"
+    return _see_other(f"{found.initiate_login_uri}{sep}{urlencode(params)}")
 
 
 # ---- mounting -----------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from services.portal.labels import ROLE_LABELS, STAGE_ACTIONS, STAGE_LABELS
 from services.settings import get_settings
 from tenants.models import Agency, LifecycleStage
 from tenants.principal import Principal
-from tenants.roles import Permission
+from tenants.roles import CLIENT_ROLES, Permission
 
 HERE = Path(__file__).resolve().parent
 
@@ -189,6 +189,7 @@ def environment() -> jinja2.Environment:
         STAGE_LABELS=STAGE_LABELS,
         STAGE_ACTIONS=STAGE_ACTIONS,
         ROLE_LABELS=ROLE_LABELS,
+        CLIENT_ROLES=CLIENT_ROLES,
         Permission=Permission,
     )
     env.filters.update(dt=_dt, ago=_ago, initials=_initials, phone=_phone, public_id=ids.encode)

@@ -60,8 +60,11 @@ async def viewer(session: AsyncSession, principal: Principal) -> Viewer:
 
 
 def landing(principal: Principal, base: str) -> str:
-    """Where a signed-in person starts: the client's own record for someone who serves one
-    client and cannot create others; the client list for everyone else."""
+    """Where a signed-in person starts: a client's people on their solutions (the portal's
+    home for them); someone who serves one client and cannot create others on its record;
+    the client list for everyone else."""
+    if principal.role is not None and principal.role in CLIENT_ROLES:
+        return f"{base}/apps"
     clients = principal.client_ids
     if clients is not None and len(clients) == 1 and not principal.can(Permission.CLIENTS_CREATE):
         return f"{base}/clients/{ids.encode('cli', next(iter(clients)))}"

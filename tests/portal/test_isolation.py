@@ -20,6 +20,7 @@ from tests.portal.conftest import PASSWORD
 # (method, route template) → form body that would be valid for the object's owner.
 ID_ROUTES: dict[tuple[str, str], dict[str, str] | None] = {
     ("GET", "/a/{slug}/clients/{client_id}"): None,
+    ("GET", "/a/{slug}/apps/{solution_id}/open"): None,
     ("GET", "/a/{slug}/clients/{client_id}/edit"): None,
     ("POST", "/a/{slug}/clients/{client_id}/edit"): {"legal_name": "Pwned Ltd", "timezone": "UTC"},
     ("POST", "/a/{slug}/clients/{client_id}/lifecycle"): {"stage": "onboarding"},
@@ -94,8 +95,21 @@ async def test_another_agencys_objects_are_404_and_untouched(
             json={"email": "x@a.example", "role": "client_member", "client_id": shop["id"]},
         )
     ).json()
+    app = (
+        await client.post(
+            "/api/v1/oauth-clients",
+            headers=a.headers,
+            json={
+                "name": "A's app",
+                "redirect_uris": ["https://app.a.example/cb"],
+                "solution": True,
+                "initiate_login_uri": "https://app.a.example/login",
+            },
+        )
+    ).json()
     ids = {
         "client_id": shop["id"],
+        "solution_id": app["id"],
         "invitation_id": inv["id"],
         "token": httpx.URL(inv["url"]).path.rsplit("/", 1)[-1],
         "reset_token": await _reset_token(new_browser(), a, mailbox),
