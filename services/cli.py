@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import sys
 from typing import Annotated, Any
 
@@ -306,9 +307,13 @@ def beat() -> None:
 def demo(
     host: str = "127.0.0.1",
     port: int = 8000,
+    sample_port: Annotated[
+        int, typer.Option(help="port of the sample solution app (0: do not run it)")
+    ] = 8001,
     seed_only: Annotated[bool, typer.Option(help="seed and exit")] = False,
 ) -> None:
-    """Migrate, seed a demo agency and serve it (embedded default: SQLite, in-process tasks)."""
+    """Migrate, seed a demo agency and serve it (embedded default: SQLite, in-process tasks),
+    with the sample solution app next to it."""
     from infra.migrate import upgrade
     from services.demo import seed
     from services.settings import reset_settings_cache
@@ -319,7 +324,8 @@ def demo(
     settings = get_settings()
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     upgrade()
-    info = asyncio.run(seed())
+    sample_url = f"http://{host}:{sample_port}" if sample_port else None
+    info = asyncio.run(seed(sample_url))
     base = settings.base_url.rstrip("/")
     lines = [
         "",
@@ -333,8 +339,15 @@ def demo(
         f"  API docs:      {base}/docs",
         f"  Try:           curl -H 'Authorization: Bearer {info['api_key']}' {base}/api/v1/clients",
         f"  Database:      {settings.url.render_as_string(hide_password=True)}",
-        "",
     ]
+    solution = info.get("solution")
+    if solution:
+        lines += [
+            f"  Solution:      {solution['name']} at {solution['url']}/  (the sample app)",
+            f"                 sign in to the portal as {info['client_email']}, then click",
+            f"                 Open on {solution['name']}: you land in it signed in.",
+        ]
+    lines.append("")
     print("\n".join(lines), flush=True)
     if seed_only:
         return
@@ -342,7 +355,41 @@ def demo(
     os.environ.setdefault("SWITCHBOARD_LOG_JSON", "false")
     reset_settings_cache()
     sys.stdout.flush()
-    serve(host=host, port=port, workers=1)
+    sample = _start_sample_app(solution, host, sample_port) if solution else None
+    try:
+        serve(host=host, port=port, workers=1)
+    finally:
+        if sample is not None:
+            sample.terminate()
+            sample.wait(timeout=10)
+
+
+def _start_sample_app(solution: dict[str, Any], host: str, port: int) -> subprocess.Popen[bytes]:
+    """The sample solution in its own process (as a real app would be); its secret goes in
+    the environment, never on a command line."""
+    env = {
+        **os.environ,
+        "SWITCHBOARD_SAMPLE_APP_CLIENT_SECRET": solution["client_secret"],
+    }
+    return subprocess.Popen(  # noqa: S603  (our own CLI, fixed arguments)
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "sample-app",
+            "--issuer",
+            solution["issuer"],
+            "--client-id",
+            solution["client_id"],
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--name",
+            solution["name"],
+        ],
+        env=env,
+    )
 
 
 @app.command("sample-app")

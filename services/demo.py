@@ -24,6 +24,8 @@ PASSWORD = "demo-password-2026"  # noqa: S105  (printed by the demo on purpose)
 OWNER = "owner@northwind.example"
 STAFF = "sam@northwind.example"
 CLIENT_OWNER = "maria@bellavista.example"
+SOLUTION_NAME = "Bella Bookings"
+SOLUTION_DESCRIPTION = "Table reservations and guest list (the sample solution app)"
 
 CLIENTS: list[dict[str, Any]] = [
     {
@@ -96,8 +98,10 @@ CLIENTS: list[dict[str, Any]] = [
 ]
 
 
-async def seed() -> dict[str, Any]:
-    """Create the demo agency once; on later runs, reuse it. Always issues a fresh API key."""
+async def seed(sample_app_url: str | None = None) -> dict[str, Any]:
+    """Create the demo agency once; on later runs, reuse it. Always issues a fresh API key.
+    With `sample_app_url`, also registers the sample solution app served there (`switchboard
+    sample-app`) and enables it for the demo client; a fresh client secret is returned."""
     async with unit_of_work() as session:
         session.info["principal"] = Principal.operator()
         async with unscoped(session, "demo: look for the demo agency"):
@@ -152,7 +156,11 @@ async def seed() -> dict[str, Any]:
         await scope_to(session, principal)
         _, raw = await identity.create_api_key(session, principal, name="Demo key")
         owner_user = await identity_repo.user_by_email(session, OWNER)
+        solution: dict[str, Any] | None = None
+        if sample_app_url:
+            solution = await _sample_solution(session, principal, sample_app_url)
     return {
+        "solution": solution,
         "slug": SLUG,
         "api_key": raw,
         "owner_email": owner_user.email if owner_user else OWNER,
@@ -160,4 +168,54 @@ async def seed() -> dict[str, Any]:
         "client_email": CLIENT_OWNER,
         "client_name": CLIENTS[0]["display_name"],
         "password": PASSWORD,
+    }
+
+
+async def _sample_solution(session: Any, principal: Principal, url: str) -> dict[str, Any]:
+    """The sample solution as a relying party of the demo agency, enabled for the first demo
+    client. Its secret is rotated on every run (only its hash is stored)."""
+    from services.oauth2 import service as oauth2
+    from services.oauth2.schemas import OAuthClientCreate, OAuthClientUpdate
+    from services.oauth2.server import issuer_for
+
+    url = url.rstrip("/")
+    shape = {
+        "redirect_uris": [f"{url}/callback"],
+        "post_logout_redirect_uris": [f"{url}/"],
+        "initiate_login_uri": f"{url}/login",
+        "description": SOLUTION_DESCRIPTION,
+    }
+    existing = [r for r in await oauth2.list_clients(session) if r.name == SOLUTION_NAME]
+    if existing:
+        row = await oauth2.update_client(
+            session, existing[0].id, OAuthClientUpdate(solution=True, **shape)
+        )
+        row, secret = await oauth2.rotate_client_secret(session, row.id)
+    else:
+        row, made_secret = await oauth2.create_client(
+            session,
+            principal,
+            OAuthClientCreate(name=SOLUTION_NAME, first_party=True, solution=True, **shape),
+        )
+        assert made_secret is not None
+        secret = made_secret
+    from services.records import repository as records_repo
+
+    found = await records_repo.page(
+        session,
+        q=CLIENTS[0]["display_name"],
+        stage=None,
+        sort=records_repo.ClientSort.NAME,
+        after=None,
+        limit=5,
+    )
+    bella = next(c for c in found if c.display_name == CLIENTS[0]["display_name"])
+    await oauth2.enable_solution(session, principal, bella.id, row.id)
+    assert principal.agency_slug is not None
+    return {
+        "name": SOLUTION_NAME,
+        "client_id": ids.encode("oac", row.id),
+        "client_secret": secret,
+        "issuer": issuer_for(principal.agency_slug),
+        "url": url,
     }
