@@ -330,12 +330,12 @@ class SampleApp:
         if query.get("error"):
             error = query.get("error", "")[:100]
             description = (query.get("error_description") or "")[:300]
-            if error == "access_denied":
+            if description:
+                message = f"{self.agency_name}: {description} ({error})"
+            elif error == "access_denied":
                 message = "You did not allow it. You can start again whenever you like."
             else:
-                message = f"The agency refused the sign-in ({error})" + (
-                    f": {description}" if description else "."
-                )
+                message = f"The agency refused the sign-in ({error})."
             return self.error("You are not signed in", message)
         codes = query.getlist("code")
         if len(codes) != 1 or not codes[0]:

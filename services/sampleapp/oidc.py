@@ -39,6 +39,9 @@ ACCEPTED_ALGS = ("RS256", "ES256")
 LEEWAY = 60  # seconds of clock skew tolerated on exp and iat
 MAX_ID_TOKEN_AGE = 600  # an ID token fresh from the token endpoint is seconds old
 DISCOVERY_TTL = 300
+# Keys are fetched again after this long (a key the agency withdrew stops verifying), and at
+# once, a single time, when an ID token names a key not seen yet (the agency rotated).
+KEYS_TTL = 300
 HTTP_TIMEOUT = 10.0
 MAX_JWT_CHARS = 16384
 
@@ -105,6 +108,7 @@ class RelyingParty:
         self._metadata: dict[str, Any] | None = None
         self._metadata_at = 0.0
         self._keys: KeySet | None = None
+        self._keys_at = 0.0
 
     # ---- back channel ----------------------------------------------------------------------
 
@@ -150,7 +154,7 @@ class RelyingParty:
         return doc
 
     async def keys(self, refresh: bool = False) -> KeySet:
-        if self._keys is not None and not refresh:
+        if self._keys is not None and not refresh and time.monotonic() - self._keys_at < KEYS_TTL:
             return self._keys
         meta = await self.metadata()
         doc = await self._get_json(meta["jwks_uri"], "JWKS")
@@ -165,6 +169,7 @@ class RelyingParty:
             self._keys = KeySet.import_key_set({"keys": usable})  # type: ignore[typeddict-item]
         except (JoseError, ValueError, TypeError) as exc:
             raise SignInError("The agency's key set (JWKS) is not valid.", status=502) from exc
+        self._keys_at = time.monotonic()
         return self._keys
 
     @asynccontextmanager

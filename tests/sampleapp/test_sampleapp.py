@@ -283,6 +283,36 @@ async def test_portal_person_opens_the_solution_and_is_signed_in(world, make_cli
     assert "Sign in with Northwind Digital" in (await fresh.get(f"{SAMPLE}/")).text
 
 
+async def test_a_solution_opens_for_the_businesses_that_have_it(world, make_client):
+    """Registered as a solution sold to clients: "Open" in the client portal sends the browser
+    to the initiate login URI with `iss`, `login_hint` and `target_link_uri` (the initiate
+    login URI itself); people of a business without the solution are turned away."""
+    w = await world(solution=True, initiate_login_uri=f"{SAMPLE}/login")
+    shop, other = await make_client(w.agency), await make_client(w.agency)
+    enabled = await w.api.put(
+        f"/api/v1/clients/{shop['id']}/solutions/{w.rp['id']}", headers=w.agency.headers
+    )
+    assert enabled.status_code == 204, enabled.text
+
+    async def open_from_portal(b: Browser, email: str) -> tuple[httpx.Response, list[str]]:
+        params = {"iss": w.issuer, "target_link_uri": f"{SAMPLE}/login", "login_hint": email}
+        return await b.follow(await b.get(f"{SAMPLE}/login", params=params))
+
+    b = w.browser()
+    email = await w.invite(b, role="client_member", client_id=shop["id"], name="Tom Member")
+    done, hops = await open_from_portal(b, email)
+    assert hops[-1] == f"{SAMPLE}/"  # not back to /login: no loop
+    assert done.status_code == 200 and f"Signed in as Tom Member ({email})" in done.text
+    assert shop["legal_name"] in done.text and 'data-role="client_member"' in done.text
+
+    outsider = w.browser()
+    email = await w.invite(outsider, role="client_owner", client_id=other["id"], name="Olga")
+    refused, _ = await open_from_portal(outsider, email)
+    assert refused.status_code == 400 and "access_denied" in refused.text
+    assert "does not have this solution" in refused.text
+    assert outsider.cookie("sample_session_") is None
+
+
 async def test_signed_out_person_signs_in_at_the_agency_and_consents(world):
     """A public client (PKCE alone, no secret), not pre-approved: the browser passes by the
     agency's sign-in page and consent screen, then lands in the app."""
@@ -327,7 +357,8 @@ async def test_denied_consent_is_a_clear_page(world):
     fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', consent.text))
     denied = await b.post(f"/a/{w.agency.slug}/oauth2/consent", data={**fields, "decision": "deny"})
     page, _ = await b.follow(denied)
-    assert page.status_code == 400 and "You did not allow it" in page.text
+    assert page.status_code == 400 and "did not allow" in page.text
+    assert "access_denied" in page.text
     assert b.cookie("sample_session_") is None
 
 
