@@ -81,7 +81,7 @@ async def _sign_in(page, slug: str, email: str, password: str) -> None:
     await page.goto(f"/a/{slug}/login")
     await page.get_by_label("Email").fill(email)
     await page.get_by_label("Password").fill(password)
-    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 async def test_agency_owner_works_a_client_through_the_portal(
@@ -97,10 +97,10 @@ async def test_agency_owner_works_a_client_through_the_portal(
     await screenshot(page, "01-login")
     await page.get_by_label("Email").fill(agency.owner_email)
     await page.get_by_label("Password").fill("not the password")
-    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("button", name="Sign in", exact=True).click()
     await expect(page.get_by_role("alert")).to_contain_text("do not match")
     await page.get_by_label("Password").fill(agency.owner_password)
-    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("button", name="Sign in", exact=True).click()
 
     await expect(page).to_have_url(re.compile(rf"/a/{agency.slug}/clients$"))
     await expect(page.get_by_role("heading", name="Clients")).to_be_visible()
