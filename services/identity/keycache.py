@@ -214,8 +214,8 @@ class LastUsedRecorder:
 
     async def record(self, agency_id: uuid.UUID, key_id: uuid.UUID, when: datetime) -> None:
         self._pending[(agency_id, key_id)] = when
-        if self._task is None:
-            await self.flush()
+        if self._task is None or self._task.get_loop() is not asyncio.get_running_loop():
+            await self.flush()  # no batching in this event loop (tests, another thread)
 
     async def flush(self) -> int:
         from services.identity.models import ApiKey

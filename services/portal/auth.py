@@ -71,6 +71,7 @@ async def optional_principal(
     request.state.portal_principal = principal
     request.state.portal_viewer = await portal.viewer(session, principal)
     request.state.portal_home = portal.landing(principal, f"/a/{agency.slug}")
+    request.state.portal_clients = portal.clients_home(principal, f"/a/{agency.slug}")
     structlog.contextvars.bind_contextvars(
         actor="user", actor_id=str(principal.user_id) if principal.user_id else None
     )

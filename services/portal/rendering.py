@@ -230,6 +230,7 @@ def page(
         "path": request.url.path,
         "nav": "",
         "home_url": getattr(request.state, "portal_home", brand.base + "/clients"),
+        "clients_url": getattr(request.state, "portal_clients", brand.base + "/clients"),
     }
     ctx.update(context or {})
     response = HTMLResponse(render_string(template, **ctx), status_code=status)

@@ -65,6 +65,12 @@ def landing(principal: Principal, base: str) -> str:
     the client list for everyone else."""
     if principal.role is not None and principal.role in CLIENT_ROLES:
         return f"{base}/apps"
+    return clients_home(principal, base)
+
+
+def clients_home(principal: Principal, base: str) -> str:
+    """The "Clients" entry of the navigation: the one client's record for someone who serves
+    one client and cannot create others ("Our business"), else the client list."""
     clients = principal.client_ids
     if clients is not None and len(clients) == 1 and not principal.can(Permission.CLIENTS_CREATE):
         return f"{base}/clients/{ids.encode('cli', next(iter(clients)))}"

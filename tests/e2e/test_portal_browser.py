@@ -171,6 +171,8 @@ async def test_client_user_sees_only_their_own_client(
     )
     page = await new_page()
     await _sign_in(page, agency.slug, "maria@bellavista.example", PASSWORD)
+    await expect(page).to_have_url(re.compile(r"/apps$"))  # a client's home: its solutions
+    await page.get_by_role("link", name="Our business").click()
     await expect(page).to_have_url(re.compile(rf"/clients/{bella['id']}$"))
     await expect(page.get_by_role("heading", level=1)).to_contain_text("Bella Vista Bistro")
     await expect(page.get_by_role("button", name="Start onboarding")).to_have_count(0)
