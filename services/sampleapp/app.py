@@ -256,7 +256,7 @@ class SampleApp:
         login_hint = params.get("login_hint") or None
         if login_hint is not None and (len(login_hint) > 320 or not login_hint.isprintable()):
             login_hint = None
-        entry = {
+        entry: dict[str, Any] = {
             "state": secrets.token_urlsafe(32),
             "nonce": secrets.token_urlsafe(32),
             "verifier": secrets.token_urlsafe(64),  # 86 characters: RFC 7636 allows 43..128
@@ -415,7 +415,7 @@ def _in(ts: int) -> str:
 
 def describe(claims: dict[str, Any]) -> dict[str, Any]:
     """The page's view of the ID token's claims."""
-    agency = claims.get("agency") if isinstance(claims.get("agency"), dict) else {}
+    agency: dict[str, Any] = claims["agency"] if isinstance(claims.get("agency"), dict) else {}
     memberships = [m for m in claims.get("memberships") or [] if isinstance(m, dict)]
     businesses = [
         {

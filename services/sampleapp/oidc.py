@@ -166,7 +166,7 @@ class RelyingParty:
             and k.get("use") in (None, "sig")
         ]
         try:
-            self._keys = KeySet.import_key_set({"keys": usable})  # type: ignore[typeddict-item]
+            self._keys = KeySet.import_key_set({"keys": usable})
         except (JoseError, ValueError, TypeError) as exc:
             raise SignInError("The agency's key set (JWKS) is not valid.", status=502) from exc
         self._keys_at = time.monotonic()
@@ -282,10 +282,10 @@ class RelyingParty:
         if (len(audiences) > 1 or azp is not None) and azp != s.client_id:
             raise SignInError("The ID token was issued to another application (azp).")
         now = time.time()
-        exp, iat = claims.get("exp"), claims.get("iat")
-        if not _is_time(exp) or exp <= now - LEEWAY:
+        exp, iat = _time(claims.get("exp")), _time(claims.get("iat"))
+        if exp is None or exp <= now - LEEWAY:
             raise SignInError("The ID token has expired (exp).")
-        if not _is_time(iat) or iat > now + LEEWAY or iat < now - MAX_ID_TOKEN_AGE - LEEWAY:
+        if iat is None or iat > now + LEEWAY or iat < now - MAX_ID_TOKEN_AGE - LEEWAY:
             raise SignInError("The ID token's issue time is not acceptable (iat).")
         sent = claims.get("nonce")
         if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), nonce.encode()):
@@ -313,5 +313,8 @@ class RelyingParty:
         return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(params)}"
 
 
-def _is_time(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _time(value: Any) -> float | None:
+    """A NumericDate claim, or None when it is not a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)

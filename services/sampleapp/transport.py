@@ -48,8 +48,9 @@ def for_authlib(transport: httpx.AsyncBaseTransport | None) -> Any:
     http = authlib_http()
     if transport is None or http is httpx:
         return borrowed(transport)
+    inner: httpx.AsyncBaseTransport = transport
 
-    class Bridge(http.AsyncBaseTransport):  # type: ignore[name-defined,misc]
+    class Bridge(http.AsyncBaseTransport):  # type: ignore[name-defined]
         async def handle_async_request(self, request: Any) -> Any:
             body = await request.aread()
             forwarded = httpx.Request(
@@ -58,7 +59,7 @@ def for_authlib(transport: httpx.AsyncBaseTransport | None) -> Any:
                 headers=list(request.headers.raw),
                 content=body,
             )
-            answer = await transport.handle_async_request(forwarded)
+            answer = await inner.handle_async_request(forwarded)
             headers = list(answer.headers.raw)
             try:
                 # Raw bytes: the receiving client decodes any content-encoding itself.
