@@ -76,7 +76,7 @@ async def test_invitation_by_email_to_signed_in(
     assert "Sam Staff" in members.text and "Agency staff" in members.text
 
 
-async def test_client_invitation_lands_on_the_clients_own_record(
+async def test_client_invitation_lands_on_the_clients_home(
     client, make_agency, make_client, owner_browser, new_browser, mailbox
 ):
     agency = await make_agency()
@@ -109,8 +109,10 @@ async def test_client_invitation_lands_on_the_clients_own_record(
         path, path, {"name": "Maria Rossi", "password": PASSWORD, "password_confirm": PASSWORD}
     )
     assert done.status_code == 303
-    assert done.headers["location"] == f"/a/{agency.slug}/clients/{shop['id']}"
-    record = await maria.get(done.headers["location"])
+    assert done.headers["location"] == f"/a/{agency.slug}/apps"  # a client's home
+    home = await maria.get(done.headers["location"])
+    assert f'href="/a/{agency.slug}/clients/{shop["id"]}"' in home.text  # "Our business"
+    record = await maria.get(f"/a/{agency.slug}/clients/{shop['id']}")
     assert record.status_code == 200 and "Bella Vista Bistro" in record.text
     people = await maria.get(team_url)
     assert people.status_code == 200 and "Maria Rossi" in people.text
