@@ -132,6 +132,7 @@ async def seed(sample_app_url: str | None = None) -> dict[str, Any]:
             staff = await identity.create_user(
                 session, agency.id, email=STAFF, name="Sam Staff", password=PASSWORD
             )
+            staff.email_verified = True  # the demo's people are set up by the operator
             session.add(Membership(agency_id=agency.id, user_id=staff.id, role=Role.AGENCY_STAFF))
             await session.flush()
             views = []
@@ -143,6 +144,7 @@ async def seed(sample_app_url: str | None = None) -> dict[str, Any]:
             client_user = await identity.create_user(
                 session, agency.id, email=CLIENT_OWNER, name="Maria Rossi", password=PASSWORD
             )
+            client_user.email_verified = True
             session.add(
                 Membership(
                     agency_id=agency.id,
