@@ -402,6 +402,26 @@ class SwitchboardOpenIDCode(OpenIDCode):
         return user_claims(self.ctx, user.user_id, scope)
 
 
+class SwitchboardIdTokenOnRefresh(SwitchboardOpenIDCode):
+    """A fresh ID token with every refresh of an `openid` grant (OpenID Connect Core §12.2):
+    same `iss`, `sub`, `aud` and `auth_time` as the original sign-in, a new `iat`/`exp`, no
+    `nonce`; claims reflect the person's current name, e-mail and memberships."""
+
+    def get_client_claims(self, client: RelyingParty) -> dict[str, Any]:
+        claims = super().get_client_claims(client)
+        user: EndUser | None = getattr(self, "_refresh_user", None)
+        if user is not None:
+            claims["auth_time"] = int(user.auth_time.timestamp())
+        return claims
+
+    def process_token(self, grant: Any, response: Any) -> Any:
+        self._refresh_user = grant.request.user
+        return super().process_token(grant, response)
+
+    def __call__(self, grant: Any) -> None:
+        grant.register_hook("after_create_token_response", self.process_token)
+
+
 class CodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
     AUTHORIZATION_CODE_LENGTH = 48
@@ -653,7 +673,7 @@ class Provider(AuthorizationServer):
         self.ctx = ctx
         self.register_token_generator("default", self._generate_token)
         self.register_grant(CodeGrant, [S256Only(required=True), SwitchboardOpenIDCode(ctx)])
-        self.register_grant(RotatingRefreshGrant)
+        self.register_grant(RotatingRefreshGrant, [SwitchboardIdTokenOnRefresh(ctx)])
         self.register_grant(MachineGrant)
         self.register_endpoint(Revocation)
         self.register_endpoint(Introspection)

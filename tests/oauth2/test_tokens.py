@@ -263,3 +263,24 @@ async def test_introspection(oidc, make_agency):
         400,
         401,
     )
+
+
+async def test_refresh_issues_a_fresh_id_token_for_the_same_sign_in(oidc, make_agency, client):
+    agency = await make_agency()
+    rp = await oidc.register(agency)
+    first = await oidc.tokens(rp)
+    jwks = (await client.get(f"/a/{agency.slug}/jwks.json")).json()
+    from joserfc.jwk import KeySet
+
+    keyset = KeySet.import_key_set(jwks)
+    original = jwt.decode(first["id_token"], keyset).claims
+    time.sleep(1.1)  # so that iat moves on
+    refreshed = await oidc.refresh(rp, first["refresh_token"])
+    assert refreshed.status_code == 200, refreshed.text
+    token = jwt.decode(refreshed.json()["id_token"], keyset)
+    claims = token.claims
+    for same in ("iss", "sub", "aud", "auth_time", "email", "agency"):
+        assert claims.get(same) == original.get(same), same
+    assert claims["iat"] > original["iat"] and claims["exp"] > original["exp"]
+    assert "nonce" not in claims  # only the sign-in's ID token answers a nonce
+    assert token.header["kid"] == jwt.decode(first["id_token"], keyset).header["kid"]
