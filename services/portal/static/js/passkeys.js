@@ -136,6 +136,18 @@
     });
   }
 
+  function go(url) {
+    var target = new URL(url, window.location.href);
+    var here = new URL(window.location.href);
+    if (target.pathname === here.pathname && target.search === here.search) {
+      // Only the fragment differs: assigning would not load the page again.
+      window.history.replaceState(null, "", target.href);
+      window.location.reload();
+    } else {
+      window.location.assign(target.href);
+    }
+  }
+
   function showError(form, message) {
     var slot = form.querySelector("[data-passkey-error]");
     var text = form.querySelector("[data-passkey-message]");
@@ -178,7 +190,7 @@
     return post(form.dataset.passkeyOptions, form).then(function (answer) {
       if (!answer.ok || !answer.data.publicKey) {
         if (answer.data.redirect) {
-          window.location.assign(answer.data.redirect);
+          go(answer.data.redirect);
         }
         showError(form, answer.data.error || "Passkeys are not available right now.");
         return;
@@ -201,7 +213,7 @@
           }
           return post(form.action, form, body).then(function (result) {
             if (result.data.redirect) {
-              window.location.assign(result.data.redirect);
+              go(result.data.redirect);
               return;
             }
             showError(form, result.data.error || "The passkey could not be verified.");
