@@ -31,14 +31,23 @@ def _operation_id(route: APIRoute) -> str:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = get_settings()
     # Cached API keys may live longer while this process hears revocations (keycache).
     listener = KeyCacheListener.from_settings()
     if listener is not None:
         listener.start()
     last_used.start()  # API keys' last-used times, in batches
+    retention = None
+    if settings.tasks_in_process:  # no beat on the embedded default: purge here
+        from services.retention import InProcessRetention
+
+        retention = InProcessRetention()
+        retention.start()
     try:
         yield
     finally:
+        if retention is not None:
+            await retention.stop()
         await last_used.stop()
         if listener is not None:
             await listener.stop()

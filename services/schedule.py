@@ -7,4 +7,8 @@ from typing import Any
 
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "kit.outbox.sweep": {"task": "kit.outbox.sweep", "schedule": timedelta(minutes=1)},
+    "maintenance.purge_expired": {
+        "task": "maintenance.purge_expired",
+        "schedule": timedelta(hours=6),
+    },
 }

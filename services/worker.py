@@ -30,7 +30,7 @@ from tenants.scoping import set_tenant, unscoped
 log = structlog.get_logger("switchboard.worker")
 T = TypeVar("T")
 
-TASK_MODULES = ["services.worker", "services.identity.tasks"]
+TASK_MODULES = ["services.worker", "services.identity.tasks", "services.retention"]
 
 
 class Queue:
