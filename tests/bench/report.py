@@ -375,7 +375,7 @@ def _rls_md(rep: Report) -> list[str]:
 
 _GRANT_LABELS = {
     "authorization_code": "code exchange",
-    "refresh_token": "refresh (rotating)",
+    "refresh_token": "rotating refresh",
 }
 
 
@@ -477,7 +477,9 @@ def _tokens_md(rep: Report, tk: TokensResult) -> list[str]:
         f"{tk.requests_per_round} per grant (code exchange, then refresh). CPU columns: cores "
         "used on average over the measured window (from /proc: server = the uvicorn process "
         "tree, PG = all postgres processes, other = everything else on the machine); CPU "
-        "ms / request = CPU seconds ÷ requests.",
+        "ms / request = CPU seconds ÷ requests. On this shared machine the server's CPU per "
+        "request grows with what the other processes use (compare the rounds), and PG CPU "
+        "is approximate (the postgres processes of other work on the machine come and go).",
         "",
         f"Checked before measuring (load average {tk.loadavg_start} at the start of this part, "
         f"{tk.loadavg_end} at its end):",
