@@ -193,9 +193,7 @@ async def recovery_codes_of(session: AsyncSession, user_id: uuid.UUID) -> list[R
 
 async def passkeys_of(session: AsyncSession, user_id: uuid.UUID) -> list[Passkey]:
     stmt = (
-        select(Passkey)
-        .where(Passkey.user_id == user_id)
-        .order_by(Passkey.created_at, Passkey.id)
+        select(Passkey).where(Passkey.user_id == user_id).order_by(Passkey.created_at, Passkey.id)
     )
     return list((await session.execute(stmt)).scalars().all())
 
@@ -218,9 +216,7 @@ async def passkey_by_credential(session: AsyncSession, credential_id: str) -> Pa
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def passkeys_created_since(
-    session: AsyncSession, user_id: uuid.UUID, since: datetime
-) -> int:
+async def passkeys_created_since(session: AsyncSession, user_id: uuid.UUID, since: datetime) -> int:
     stmt = (
         select(func.count())
         .select_from(Passkey)
