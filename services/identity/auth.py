@@ -17,6 +17,10 @@ from tenants.principal import Principal
 from tenants.roles import Permission
 from tenants.scoping import bind_principal, scope_to
 
+# Bearer tokens other than API keys: OAuth access tokens, resolved by the OpenID provider
+# (services/oauth2), which registers itself here (it sits above identity in the layers).
+token_resolvers: list[Callable[[str], Awaitable[Principal]]] = []
+
 
 async def api_principal(request: Request) -> Principal:
     """The caller of an API route. Needs no request session: a cached key costs nothing, an
@@ -25,8 +29,14 @@ async def api_principal(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() != "bearer" or not credentials.strip():
-        raise Unauthorized("send an API key as `Authorization: Bearer <key>`")
-    principal = await resolve_api_key(credentials.strip())
+        raise Unauthorized(
+            "send an API key or an OAuth access token as `Authorization: Bearer <token>`"
+        )
+    raw = credentials.strip()
+    if raw.count(".") == 2 and token_resolvers:  # a JWT: an OAuth access token
+        principal = await token_resolvers[0](raw)
+    else:
+        principal = await resolve_api_key(raw)
     request.state.principal = principal
     session: AsyncSession | None = getattr(request.state, "db", None)
     if session is not None:

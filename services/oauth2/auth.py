@@ -39,3 +39,14 @@ async def issuer_agency(slug: str, session: DBSession) -> Agency:
 
 IssuerAgency = Annotated[Agency, Depends(issuer_agency)]
 OAuthClientsManage = Annotated[Principal, Depends(require(Permission.OAUTH_CLIENTS_MANAGE))]
+
+
+def _register_api_tokens() -> None:
+    from services.identity import auth as identity_auth
+    from services.oauth2.service import resolve_api_access_token
+
+    if resolve_api_access_token not in identity_auth.token_resolvers:
+        identity_auth.token_resolvers.append(resolve_api_access_token)
+
+
+_register_api_tokens()

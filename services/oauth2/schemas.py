@@ -17,14 +17,19 @@ from services.oauth2.models import ClientType, OAuthClient
 # ---- scopes --------------------------------------------------------------------------------
 
 MEMBERSHIPS_SCOPE = "switchboard:memberships"
+# Call the Switchboard API (/api/v1) as the person, with their own permissions.
+API_SCOPE = "switchboard:api"
 # Scopes about a person: granted through the authorization code flow only.
-USER_SCOPES = frozenset({"openid", "profile", "email", "offline_access", MEMBERSHIPS_SCOPE})
+USER_SCOPES = frozenset(
+    {"openid", "profile", "email", "offline_access", MEMBERSHIPS_SCOPE, API_SCOPE}
+)
 SCOPE_DESCRIPTIONS: dict[str, str] = {
     "openid": "Know who you are (your account id at this agency)",
     "profile": "See your name",
     "email": "See your e-mail address",
     "offline_access": "Stay connected when you are not using it",
     MEMBERSHIPS_SCOPE: "See which businesses you belong to and your role in each",
+    API_SCOPE: "See and change your businesses' records as you can yourself",
 }
 DEFAULT_SCOPES = ["openid", "profile", "email", MEMBERSHIPS_SCOPE]
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")

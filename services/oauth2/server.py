@@ -56,7 +56,7 @@ from services.oauth2.models import (
     OAuthToken,
     TokenKind,
 )
-from services.oauth2.schemas import MEMBERSHIPS_SCOPE, USER_SCOPES
+from services.oauth2.schemas import API_SCOPE, MEMBERSHIPS_SCOPE, USER_SCOPES
 from services.settings import get_settings
 from tenants.models import UserStatus
 
@@ -117,6 +117,11 @@ class ProviderContext:
 
 def issuer_for(slug: str) -> str:
     return f"{get_settings().base_url.rstrip('/')}/a/{slug}"
+
+
+def api_audience() -> str:
+    """The `aud` of access tokens that may call the Switchboard API (scope switchboard:api)."""
+    return f"{get_settings().base_url.rstrip('/')}/api/v1"
 
 
 def _transport_uri(url: str) -> str:
@@ -536,10 +541,13 @@ class MachineGrant(grants.ClientCredentialsGrant):
 # ---- token lookups (revocation, introspection, userinfo) --------------------------------------
 
 
-def verify_access_token(ctx: ProviderContext, raw: str) -> IssuedToken | None:
+def verify_access_token(
+    ctx: ProviderContext, raw: str, audience: str | None = None
+) -> IssuedToken | None:
     """An access token of THIS agency: its signature verifies with one of this agency's keys,
-    `iss` is this agency's issuer, it has not expired, its `aud` is a relying party of this
-    agency, and its `jti` is on record and not revoked. Anything else: None."""
+    `iss` is this agency's issuer, it has not expired, its `aud` names a relying party of this
+    agency (and `audience` too, when given), and its `jti` is on record and not revoked.
+    Anything else: None."""
     if not isinstance(raw, str) or raw.count(".") != 2 or len(raw) > 8192:
         return None
     keyset = keys.verification_keys(ctx.session)
@@ -561,7 +569,11 @@ def verify_access_token(ctx: ProviderContext, raw: str) -> IssuedToken | None:
         return None
     claims = token.claims
     client = _query_client(ctx, claims.get("client_id"))
-    if client is None or claims.get("aud") != client.client_id:
+    aud = claims.get("aud")
+    audiences = aud if isinstance(aud, list) else [aud]
+    if client is None or audiences[0] != client.client_id:
+        return None
+    if audience is not None and audience not in audiences:
         return None
     row = repo.token_by_hash(ctx.session, sha256_hex(str(claims["jti"])), TokenKind.ACCESS)
     if row is None or row.client_id != client.row.id:
@@ -712,10 +724,13 @@ class Provider(AuthorizationServer):
         ttl = expires_in or get_settings().oauth2_access_token_ttl_seconds
         now = int(time.time())
         jti = new_token(16)
+        audience: str | list[str] = client.client_id
+        if user is not None and API_SCOPE in (scope_to_list(scope) or []):
+            audience = [client.client_id, api_audience()]
         claims: dict[str, Any] = {
             "iss": self.ctx.issuer,
             "sub": user.get_user_id() if user else client.client_id,
-            "aud": client.client_id,
+            "aud": audience,
             "client_id": client.client_id,
             "iat": now,
             "exp": now + ttl,

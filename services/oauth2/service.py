@@ -9,6 +9,8 @@ trail here, in the same transaction.
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,12 +26,13 @@ from services.identity import service as identity
 from services.kit import ids
 from services.kit.crypto import new_token, sha256_hex
 from services.kit.db import unit_of_work
-from services.kit.errors import NotFound, ValidationFailed
+from services.kit.errors import NotFound, Unauthorized, ValidationFailed
 from services.kit.types import utcnow
 from services.oauth2 import keys
 from services.oauth2 import repository as repo
 from services.oauth2.models import ClientSolution, ClientType, Consent, OAuthClient, SigningKey
 from services.oauth2.schemas import (
+    API_SCOPE,
     USER_SCOPES,
     OAuthClientCreate,
     OAuthClientUpdate,
@@ -43,12 +46,14 @@ from services.oauth2.server import (
     ProviderResponse,
     RelyingParty,
     SnapshotRequest,
+    api_audience,
     issuer_for,
     user_claims,
+    verify_access_token,
 )
 from tenants import audit
 from tenants.context import TenantContext
-from tenants.models import Agency, AgencyStatus
+from tenants.models import Agency, AgencyStatus, UserStatus
 from tenants.principal import Principal
 from tenants.roles import CLIENT_ROLES
 from tenants.scoping import set_tenant, unscoped
@@ -199,6 +204,63 @@ async def userinfo(session: AsyncSession, agency: Agency, snap: HttpSnapshot) ->
         return ProviderResponse(200, claims, [("Cache-Control", "no-store")])
 
     return await _run(session, ctx, run)
+
+
+# ---- access tokens at the Switchboard API ------------------------------------------------------
+
+
+def _unverified_issuer(raw: str) -> str | None:
+    """The `iss` a JWT claims, read WITHOUT verifying it: only to choose which agency's keys
+    verify it next."""
+    try:
+        payload = raw.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError, TypeError):
+        return None
+    iss = claims.get("iss") if isinstance(claims, dict) else None
+    return iss if isinstance(iss, str) else None
+
+
+async def resolve_api_access_token(raw: str) -> Principal:
+    """An OAuth access token presented at /api/v1: issued by an agency of this installation
+    for the `switchboard:api` scope (its `aud` names the API), verified with that agency's
+    keys, not expired or revoked, for a person who may still sign in. The caller acts as that
+    person, with their own permissions and client scope."""
+    from services.agencies import service as agencies
+
+    issuer = _unverified_issuer(raw) or ""
+    prefix = issuer_for("")
+    slug = issuer[len(prefix) :] if issuer.startswith(prefix) else ""
+    if not slug or "/" in slug or len(slug) > 63:
+        raise Unauthorized("the access token was not issued by an agency of this installation")
+    async with unit_of_work() as session:
+        agency = await agencies.by_public_slug(session, slug)
+        if agency is None or agency.status != AgencyStatus.ACTIVE:
+            raise Unauthorized("the access token's agency is unknown or not active")
+        await set_tenant(
+            session,
+            TenantContext.for_agency(agency.id),
+            Principal.system(agency.id, label="openid provider"),
+        )
+        ctx = context(session, agency)
+        found = await session.run_sync(lambda _s: verify_access_token(ctx, raw, api_audience()))
+        if (
+            found is None
+            or found.is_revoked()
+            or found.is_expired()
+            or API_SCOPE not in (scope_to_list(found.row.scope) or [])
+        ):
+            raise Unauthorized(
+                "the access token is invalid, expired, revoked or not for this API "
+                f"(it needs the {API_SCOPE} scope)"
+            )
+        if found.row.user_id is None:
+            raise Unauthorized("machine tokens cannot call the API: use an agency API key")
+        user = await session.run_sync(lambda s: repo.user(s, found.row.user_id))
+        if user is None or user.status != UserStatus.ACTIVE:
+            raise Unauthorized("the person this token was issued for cannot sign in")
+        principal = await identity.principal_for_user(session, user, agency)
+    return principal
 
 
 # ---- authorization endpoint -------------------------------------------------------------------
