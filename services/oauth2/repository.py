@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from services.identity.models import UserSession
@@ -78,6 +78,18 @@ def solutions(s: Session, client_ids: Sequence[uuid.UUID] | None) -> Sequence[OA
         )
         stmt = stmt.where(OAuthClient.id.in_(enabled))
     return s.execute(stmt.order_by(OAuthClient.name, OAuthClient.id)).scalars().all()
+
+
+def clients_with_solution(s: Session, oauth_client_id: uuid.UUID) -> set[uuid.UUID]:
+    stmt = select(ClientSolution.client_id).where(ClientSolution.oauth_client_id == oauth_client_id)
+    return set(s.execute(stmt).scalars().all())
+
+
+def solution_client_counts(s: Session) -> dict[uuid.UUID, int]:
+    stmt = select(ClientSolution.oauth_client_id, func.count()).group_by(
+        ClientSolution.oauth_client_id
+    )
+    return {row[0]: int(row[1]) for row in s.execute(stmt).all()}
 
 
 def may_use_solution(s: Session, oauth_client_id: uuid.UUID, user_id: uuid.UUID) -> bool:

@@ -915,5 +915,8 @@ def mount_portal(app: FastAPI) -> None:
         name="static",
     )
     app.include_router(router)
+    from services.portal.apps_admin import router as apps_admin_router
+
+    app.include_router(apps_admin_router)
     app.include_router(passkey_routes.router)
     install_not_found_page(app)

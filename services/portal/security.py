@@ -138,6 +138,9 @@ FLASHES: dict[str, tuple[str, str]] = {
     "passkey_added": ("success", "Your passkey is added. Use it the next time you sign in."),
     "passkey_renamed": ("success", "The passkey was renamed."),
     "passkey_removed": ("success", "The passkey was removed."),
+    "app_saved": ("success", "The app's settings were saved."),
+    "app_clients_saved": ("success", "The clients that have this solution were updated."),
+    "app_deleted": ("success", "The app was deleted. Its tokens no longer work."),
 }
 
 
