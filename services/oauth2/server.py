@@ -108,6 +108,15 @@ class ProviderContext:
     events: list[DomainEvent] = field(default_factory=list)
     _clients: dict[str, RelyingParty | None] = field(default_factory=dict)
     _issued: dict[str, tuple[str, int]] = field(default_factory=dict)
+    _signing: dict[str, keys.PrivateKey] = field(default_factory=dict)
+
+    def signing_key(self, alg: str) -> keys.PrivateKey:
+        """The agency's active key for `alg`, loaded (and decrypted) once per request: a code
+        exchange signs an access token and an ID token, and asks for the key three times."""
+        key = self._signing.get(alg)
+        if key is None:
+            key = self._signing[alg] = keys.signing_key(self.session, self.agency_id, alg)
+        return key
 
     def event(
         self, action: str, target_type: str, target_id: uuid.UUID | None, **data: Any
@@ -377,9 +386,7 @@ class SwitchboardOpenIDCode(OpenIDCode):
         return repo.nonce_used(self.ctx.session, client.row.id, nonce)
 
     def _key(self, client: RelyingParty) -> keys.PrivateKey:
-        return keys.signing_key(
-            self.ctx.session, self.ctx.agency_id, client.id_token_signed_response_alg
-        )
+        return self.ctx.signing_key(client.id_token_signed_response_alg)
 
     def resolve_client_private_key(self, client: RelyingParty) -> keys.PrivateKey:
         return self._key(client)
@@ -740,7 +747,7 @@ class Provider(AuthorizationServer):
         }
         if user is not None:
             claims["auth_time"] = int(user.auth_time.timestamp())
-        key = keys.signing_key(self.ctx.session, self.ctx.agency_id, keys.DEFAULT_ALG)
+        key = self.ctx.signing_key(keys.DEFAULT_ALG)
         header = {"alg": keys.DEFAULT_ALG, "kid": str(key.kid), "typ": ACCESS_TOKEN_TYP}
         access = jwt.encode(header, claims, key, algorithms=[keys.DEFAULT_ALG])
         self.ctx._issued[access] = (jti, now + ttl)
