@@ -364,6 +364,15 @@ def _authorize(
         if "none" in prompts:
             return fail(LoginRequiredError)
         return NeedsLogin(_request_pairs(snap, drop_prompt="login"))
+    hint = (data.get("login_hint") or "").strip().lower()
+    if hint and decision is None:
+        signed_in_as = repo.user(ctx.session, end_user.user_id)
+        if signed_in_as is not None and signed_in_as.email.lower() != hint:
+            # The app expects someone else (OpenID Connect login_hint): sign in again rather
+            # than hand it whoever happens to be signed in to this browser.
+            if "none" in prompts:
+                return fail(LoginRequiredError, "A different person is signed in.")
+            return NeedsLogin(_request_pairs(snap, drop_hint=True), end_session=True)
     if client.row.solution and not repo.may_use_solution(
         ctx.session, client.row.id, end_user.user_id
     ):
@@ -425,12 +434,16 @@ def _remember_consent(
     ctx.session.flush()
 
 
-def _request_pairs(snap: HttpSnapshot, drop_prompt: str = "") -> list[tuple[str, str]]:
+def _request_pairs(
+    snap: HttpSnapshot, drop_prompt: str = "", drop_hint: bool = False
+) -> list[tuple[str, str]]:
     """The authorization request's parameters, to resume it after sign-in (without the
-    prompt value that has just been honoured, so it is not asked again)."""
+    prompt value that has just been honoured, so it is not asked again; without the
+    login_hint once the person was asked to sign in because of it: who they then sign in as
+    is their choice)."""
     pairs: list[tuple[str, str]] = []
     for key, value in snap.query + snap.form:
-        if key in _FORM_ONLY:
+        if key in _FORM_ONLY or (drop_hint and key == "login_hint"):
             continue
         if key == "prompt" and drop_prompt:
             value = " ".join(p for p in value.split() if p != drop_prompt)

@@ -3,6 +3,7 @@ old keys published until the tokens they signed have expired."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -131,7 +132,8 @@ async def test_cli_rotates_a_signing_key(client, make_agency):
 
     agency = await make_agency()
     before = (await client.get(f"/a/{agency.slug}/jwks.json")).json()["keys"]
-    out = subprocess.run(
+    out = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "services.cli", "oauth2", "rotate-key", "--agency", agency.slug],
         cwd=ROOT,
         env=os.environ.copy(),
@@ -142,7 +144,8 @@ async def test_cli_rotates_a_signing_key(client, make_agency):
     assert out.returncode == 0, out.stderr
     after = (await client.get(f"/a/{agency.slug}/jwks.json")).json()["keys"]
     assert len(after) == len(before) + 1 and out.stdout.split()[3] in {k["kid"] for k in after}
-    missing = subprocess.run(
+    missing = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "services.cli", "oauth2", "rotate-key", "--agency", "nope-x"],
         cwd=ROOT,
         env=os.environ.copy(),

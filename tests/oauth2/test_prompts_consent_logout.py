@@ -226,3 +226,23 @@ async def test_logout_hint_from_another_agency_is_refused(oidc, make_agency):
     )
     assert resp.status_code == 400 and "location" not in resp.headers
     assert await _session_is_alive(oidc, b, a)
+
+
+async def test_login_hint_for_someone_else_asks_to_sign_in_again(oidc, make_agency):
+    agency = await make_agency()
+    rp = await oidc.register(agency, first_party=True)
+    b = await oidc.signed_in_browser(agency)
+    # the hint names the signed-in person: straight through
+    same = await oidc.authorize(b, rp, login_hint=agency.owner_email.upper())
+    assert same.status_code == 302 and "code" in query_of(same.headers["location"])
+    # prompt=none with someone else hinted: login_required, back to the app
+    quiet = await oidc.authorize(b, rp, login_hint="maria@elsewhere.example", prompt="none")
+    assert query_of(quiet.headers["location"])["error"] == "login_required"
+    # otherwise: the portal session ends and the sign-in page comes, the hint not resumed
+    other = await oidc.authorize(b, rp, login_hint="maria@elsewhere.example")
+    assert other.status_code == 303 and "/login?next=" in other.headers["location"]
+    assert b.cookies.get("sb_session") is None
+    next_url = query_of(other.headers["location"])["next"]
+    await oidc.sign_in(b, agency, next_url=next_url)
+    back = await b.get(next_url)  # the person chose to sign in as themselves: no loop
+    assert back.status_code == 302 and "code" in query_of(back.headers["location"])

@@ -3,6 +3,7 @@ the tokens userinfo must refuse (forged, expired, wrong audience, another agency
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from joserfc import jwt
@@ -274,7 +275,7 @@ async def test_refresh_issues_a_fresh_id_token_for_the_same_sign_in(oidc, make_a
 
     keyset = KeySet.import_key_set(jwks)
     original = jwt.decode(first["id_token"], keyset).claims
-    time.sleep(1.1)  # so that iat moves on
+    await asyncio.sleep(1.1)  # so that iat moves on
     refreshed = await oidc.refresh(rp, first["refresh_token"])
     assert refreshed.status_code == 200, refreshed.text
     token = jwt.decode(refreshed.json()["id_token"], keyset)
