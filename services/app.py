@@ -16,6 +16,7 @@ from services.agencies.endpoints import router as agencies_router
 from services.audit.endpoints import router as audit_router
 from services.identity.endpoints import router as identity_router
 from services.identity.keycache import KeyCacheListener, last_used
+from services.identity.upstream_endpoints import router as upstream_router
 from services.kit.db import dispose_engines, get_engine
 from services.kit.logging import configure_logging
 from services.kit.web import EdgeMiddleware, install_error_handlers
@@ -78,6 +79,7 @@ def create_app() -> FastAPI:
     api.include_router(agencies_router)
     api.include_router(clients_router)
     api.include_router(identity_router)
+    api.include_router(upstream_router)  # /api/v1/agency/sign-in-providers/{provider}
     api.include_router(audit_router)
     app.include_router(api)
     app.include_router(scim_router)  # /api/v1/scim-tokens and /a/{slug}/scim/v2

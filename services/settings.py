@@ -115,6 +115,14 @@ class Settings(BaseSettings):
     oauth2_id_token_ttl_seconds: int = Field(default=3600, ge=60, le=86_400)
     oauth2_refresh_token_ttl_seconds: int = Field(default=30 * 86_400, ge=300, le=365 * 86_400)
 
+    # ---- upstream sign-in with Google / Microsoft (services/identity/upstream_oidc.py) -------
+    # Where the providers' metadata is read (tests and the demo point these at a local sandbox;
+    # the issuers expected in ID tokens stay the vendors' own).
+    upstream_google_discovery_url: str = (
+        "https://accounts.google.com/.well-known/openid-configuration"
+    )
+    upstream_microsoft_authority: str = "https://login.microsoftonline.com"
+
 
 def _with_driver(url: URL, drivers: dict[str, str]) -> URL:
     backend = url.get_backend_name()

@@ -228,3 +228,50 @@ class Impersonation(TenantModel, table=True):
     started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     expires_at: datetime = Field(sa_type=UTCDateTime)
     ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+# ---- upstream sign-in (Google, Microsoft): services/identity/upstream.py --------------------
+
+
+class UpstreamProvider(TenantModel, table=True):
+    """An agency's own OAuth client at Google or Microsoft ("Sign in with ..."). The client
+    secret is sealed at rest (bound to the agency and the provider) and never shown again."""
+
+    __tablename__ = "upstream_providers"
+    __public_prefix__: ClassVar[str] = "usp"
+    __audit_exclude__: ClassVar[frozenset[str]] = frozenset({"client_secret_sealed"})
+    __table_args__ = (
+        Index("ix_upstream_providers_provider", "agency_id", "provider", unique=True),
+    )
+
+    provider: str = Field(max_length=20)  # "google" | "microsoft"
+    client_id: str = Field(max_length=200)
+    client_secret_sealed: str = Field(max_length=1000)
+    # Microsoft only: "common", "organizations" or a directory (tenant) id.
+    tenant: str | None = Field(default=None, max_length=64)
+    enabled: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ExternalIdentity(TenantModel, table=True):
+    """A Google or Microsoft account linked to a person of this agency. `subject` is what the
+    provider guarantees never to reassign: Google's `sub`; Microsoft's `<tid>/<oid>`."""
+
+    __tablename__ = "external_identities"
+    __public_prefix__: ClassVar[str] = "xid"
+    __audit_ignore__: ClassVar[frozenset[str]] = frozenset({"last_used_at"})
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["agency_id", "user_id"], ["users.agency_id", "users.id"], ondelete="CASCADE"
+        ),
+        Index("ix_external_identities_subject", "agency_id", "provider", "subject", unique=True),
+        Index("ix_external_identities_user", "agency_id", "user_id"),
+    )
+
+    user_id: uuid.UUID
+    provider: str = Field(max_length=20)
+    subject: str = Field(max_length=255)
+    email: str = Field(max_length=320)  # the verified address it was linked by
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
