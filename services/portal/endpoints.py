@@ -20,6 +20,7 @@ from services.agencies.schemas import Branding
 from services.identity import mfa, passkeys
 from services.identity import repository as identity_repo
 from services.identity import service as identity
+from services.identity import upstream
 from services.identity.schemas import InvitationCreate
 from services.kit import ids
 from services.kit.errors import (
@@ -92,12 +93,25 @@ async def root(agency: PortalAgency, principal: MaybeSignedIn) -> Response:
 
 @router.get("/login", name="portal_login_page")
 async def login_page(
-    request: Request, agency: PortalAgency, principal: MaybeSignedIn, next: Text = ""
+    request: Request,
+    agency: PortalAgency,
+    principal: MaybeSignedIn,
+    session: DBSession,
+    next: Text = "",
 ) -> Response:
     target = security.safe_next(next, agency.slug)
     if principal is not None:
         return _see_other(target or portal.landing(principal, f"/a/{agency.slug}"))
-    return page(request, "login.html", {"email": "", "next": target or "", "error": None})
+    return page(
+        request,
+        "login.html",
+        {
+            "email": "",
+            "next": target or "",
+            "error": None,
+            "upstream": await upstream.enabled_providers(session, agency),
+        },
+    )
 
 
 @router.post("/login", name="portal_login", dependencies=[CsrfChecked])
@@ -130,7 +144,12 @@ async def login(request: Request, agency: PublicAgency, session: DBSession) -> R
         return page(
             request,
             "login.html",
-            {"email": email, "next": target or "", "error": error},
+            {
+                "email": email,
+                "next": target or "",
+                "error": error,
+                "upstream": await upstream.enabled_providers(session, agency),
+            },
             status=status,
         )
     return await _after_sign_in(session, agency, user, token, target)
@@ -919,4 +938,7 @@ def mount_portal(app: FastAPI) -> None:
 
     app.include_router(apps_admin_router)
     app.include_router(passkey_routes.router)
+    from services.portal.upstream import router as upstream_router
+
+    app.include_router(upstream_router)
     install_not_found_page(app)

@@ -138,6 +138,8 @@ FLASHES: dict[str, tuple[str, str]] = {
     "passkey_added": ("success", "Your passkey is added. Use it the next time you sign in."),
     "passkey_renamed": ("success", "The passkey was renamed."),
     "passkey_removed": ("success", "The passkey was removed."),
+    "sign_in_provider_saved": ("success", "Saved. The sign-in page shows the change at once."),
+    "sign_in_provider_removed": ("success", "That sign-in option was removed."),
     "app_saved": ("success", "The app's settings were saved."),
     "app_clients_saved": ("success", "The clients that have this solution were updated."),
     "app_deleted": ("success", "The app was deleted. Its tokens no longer work."),
