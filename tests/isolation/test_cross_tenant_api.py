@@ -21,9 +21,16 @@ BODIES = {
     ("PATCH", "/api/v1/agencies/{agency_id}"): {"name": "pwned"},
     ("PATCH", "/api/v1/oauth-clients/{oauth_client_id}"): {"name": "pwned"},
     ("POST", "/api/v1/oauth-clients/{oauth_client_id}/secret"): {},
+    ("PUT", "/api/v1/agency/sign-in-providers/{provider}"): {
+        "client_id": "pwned",
+        "client_secret": "pwned-secret",
+    },
 }
 # Operator-only endpoints: an agency key gets 403 for every id, its own included (no oracle).
 OPERATOR_ONLY = {("PATCH", "/api/v1/agencies/{agency_id}")}
+# The caller's own agency's objects, named by kind (no other tenant's id fits in the path): B
+# reaches B's own (a 404 until B creates one); A's is compared in the snapshot.
+OWN_AGENCY = {(m, "/api/v1/agency/sign-in-providers/{provider}") for m in ("GET", "PUT", "DELETE")}
 
 
 async def _id_routes(client) -> list[tuple[str, str]]:
@@ -71,6 +78,12 @@ async def _world(client, make_agency, make_client):
         f"/api/v1/clients/{shop['id']}/solutions/{oauth_client['id']}", headers=a.headers
     )
     assert enabled.status_code == 204, enabled.text
+    google = await client.put(
+        "/api/v1/agency/sign-in-providers/google",
+        headers=a.headers,
+        json={"client_id": "a-client", "client_secret": "a-secret"},
+    )
+    assert google.status_code == 200, google.text
     ids = {
         "oauth_client_id": oauth_client["id"],
         "solution_id": oauth_client["id"],
@@ -81,6 +94,7 @@ async def _world(client, make_agency, make_client):
         "membership_id": member["id"],
         "agency_id": a.public_id,
         "token_id": scim_token["id"],
+        "provider": "google",
     }
     return a, b, ids
 
@@ -101,6 +115,9 @@ async def _snapshot(client, a, ids) -> dict:
         ).json(),
         "agency": (await client.get("/api/v1/agency", headers=a.headers)).json(),
         "scim_tokens": (await client.get("/api/v1/scim-tokens", headers=a.headers)).json(),
+        "sign_in_google": (
+            await client.get("/api/v1/agency/sign-in-providers/google", headers=a.headers)
+        ).json(),
         "solutions": (
             await client.get(f"/api/v1/clients/{ids['client_id']}/solutions", headers=a.headers)
         ).json(),
@@ -119,6 +136,9 @@ async def test_every_id_endpoint_hides_other_agencies_objects(client, make_agenc
         resp = await client.request(
             method, _fill(path, ids), headers=b.headers, json=BODIES.get((method, path))
         )
+        if (method, path) in OWN_AGENCY:
+            assert resp.status_code in (200, 204, 404), (method, path, resp.text)
+            continue
         if (method, path) in OPERATOR_ONLY:
             assert resp.status_code == 403, (method, path, resp.text)
             own = await client.request(
