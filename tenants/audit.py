@@ -4,6 +4,9 @@ Every flush is inspected: each created, changed or deleted row of an audited tab
 AuditEvent in the same transaction (so an audit entry exists exactly when the write does).
 Services add domain events (sign-in, key revoked, lifecycle moved) with `record()`.
 Columns a model lists in `__audit_exclude__` (hashes, secrets) are never written.
+While agency staff impersonate a client's person, the actor is the staff member (label
+"staff (as person)") and every event's data carries `impersonating` (whose view, which
+impersonation).
 """
 
 from __future__ import annotations
@@ -23,6 +26,13 @@ from tenants.principal import Principal
 
 _SKIP_COLUMNS = frozenset({"agency_id", "id", "created_at", "updated_at"})
 
+# Principal.extra keys of an impersonation principal (set by identity.impersonation): the
+# staff member who really acts, and the view they act in (public ids).
+IMPERSONATOR_ID = "impersonator_id"
+IMPERSONATOR_LABEL = "impersonator_label"
+IMPERSONATING = "impersonating"
+IMPERSONATION_ID = "impersonation_id"
+
 
 def _actor(session: Session) -> dict[str, Any]:
     principal: Principal | None = session.info.get("principal")
@@ -35,11 +45,32 @@ def _actor(session: Session) -> dict[str, Any]:
     }
     if principal is None:
         return {**base, "actor_type": "system", "actor_id": None, "actor_label": "system"}
+    impersonator = principal.extra.get(IMPERSONATOR_ID)
+    if impersonator:
+        # Agency staff viewing the portal as one of a client's people: the real person acts.
+        label = f"{principal.extra.get(IMPERSONATOR_LABEL, '')} (as {principal.label})"
+        return {
+            **base,
+            "actor_type": "user",
+            "actor_id": uuid.UUID(impersonator),
+            "actor_label": label[:320],
+        }
     return {
         **base,
         "actor_type": principal.kind,
         "actor_id": principal.actor_id,
         "actor_label": principal.label[:320],
+    }
+
+
+def _impersonating(session: Session) -> dict[str, str] | None:
+    """While impersonating, every event also names whose view the write was made in."""
+    principal: Principal | None = session.info.get("principal")
+    if principal is None or not principal.extra.get(IMPERSONATOR_ID):
+        return None
+    return {
+        "user_id": principal.extra.get(IMPERSONATING, ""),
+        "impersonation_id": principal.extra.get(IMPERSONATION_ID, ""),
     }
 
 
@@ -82,6 +113,7 @@ def _changes(obj: Any, exclude: frozenset[str]) -> dict[str, Any]:
 
 def record_flush(session: Session) -> None:
     actor: dict[str, Any] | None = None
+    impersonating: dict[str, str] | None = None
     events: list[AuditEvent] = []
     for verb, objs in (
         ("created", session.new),
@@ -108,7 +140,11 @@ def record_flush(session: Session) -> None:
                     continue
             else:
                 data = _snapshot(obj, exclude)
-            actor = actor or _actor(session)
+            if actor is None:
+                actor = _actor(session)
+                impersonating = _impersonating(session)
+            if impersonating:
+                data = {**data, "impersonating": impersonating}
             events.append(
                 AuditEvent(
                     agency_id=agency_id,
@@ -134,13 +170,17 @@ def record(
     data: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Append a domain event (e.g. `auth.login`, `client.lifecycle_changed`)."""
+    payload = {k: jsonable(v) for k, v in (data or {}).items()}
+    impersonating = _impersonating(session.sync_session)
+    if impersonating:
+        payload["impersonating"] = impersonating
     event = AuditEvent(
         agency_id=agency_id,
         action=action,
         target_type=target_type,
         target_id=target_id,
         client_id=client_id,
-        data={k: jsonable(v) for k, v in (data or {}).items()},
+        data=payload,
         **_actor(session.sync_session),
     )
     session.add(event)

@@ -51,6 +51,10 @@ class Permission(StrEnum):
     # Granted to agency owners and admins (every agency permission: see _ADMIN).
     OAUTH_CLIENTS_MANAGE = "oauth_clients:manage"
     SCIM_MANAGE = "scim:manage"  # issue and revoke SCIM provisioning tokens
+    # Enter a client's portal as one of its people (audited, time-limited). Agency owners and
+    # admins: every client; staff: their assigned clients (their client scope). Never a client
+    # role, and never held while impersonating (see services/identity/impersonation.py).
+    CLIENTS_IMPERSONATE = "clients:impersonate"
 
 
 _CLIENT_OWNER = frozenset(
@@ -74,6 +78,7 @@ _STAFF = frozenset(
         Permission.CLIENTS_LIFECYCLE,
         Permission.USERS_READ,
         Permission.USERS_INVITE,
+        Permission.CLIENTS_IMPERSONATE,
     }
 )
 _ADMIN = frozenset(p for p in Permission if p is not Permission.PLATFORM_AGENCIES)

@@ -27,6 +27,7 @@ _PREFIX = {
     "api_key": "key",
     "invitation": "inv",
     "agency": "agy",
+    "impersonation": "imp",
 }
 
 

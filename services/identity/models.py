@@ -207,6 +207,8 @@ class Impersonation(TenantModel, table=True):
     __tablename__ = "impersonations"
     __client_column__: ClassVar[str | None] = "client_id"
     __public_prefix__: ClassVar[str] = "imp"
+    # Recorded as the domain events impersonation.started / impersonation.ended instead.
+    __audited__: ClassVar[bool] = False
     __table_args__ = (
         ForeignKeyConstraint(
             ["agency_id", "client_id"], ["clients.agency_id", "clients.id"], ondelete="CASCADE"
