@@ -712,6 +712,13 @@ async def resolve_browser_session(
         return None
     if now - row.last_seen_at > LAST_USED_RESOLUTION:
         row.last_seen_at = now
+    if row.impersonation_id is not None:  # agency staff viewing the portal as this person
+        from services.identity import impersonation
+
+        principal = await impersonation.principal_of(session, agency, row, user)
+        if principal is not None:
+            await scope_to(session, principal)
+        return principal
     principal = await principal_for_user(session, user, agency, session_id=row.id)
     if agency.mfa_required:
         from services.identity import mfa
@@ -732,6 +739,10 @@ async def sign_out(session: AsyncSession, principal: Principal) -> None:
     ).scalar_one_or_none()
     if row is not None and row.revoked_at is None:
         row.revoked_at = utcnow()
+    if row is not None and row.impersonation_id is not None:
+        from services.identity import impersonation
+
+        await impersonation.end_current(session, principal, how=impersonation.SIGNED_OUT)
     assert principal.agency_id is not None
     audit.record(
         session,
