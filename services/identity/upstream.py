@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -50,6 +51,8 @@ from tenants import audit
 from tenants.context import TenantContext
 from tenants.models import Agency, User, UserStatus
 from tenants.scoping import set_tenant
+
+log = structlog.get_logger("switchboard.upstream")
 
 PROVIDERS = oidc.PROVIDERS
 LABELS = oidc.LABELS
@@ -172,11 +175,15 @@ async def enabled_providers(session: AsyncSession, agency: Agency) -> list[str]:
 
 
 def _provider(agency: Agency, row: UpstreamProvider) -> oidc.Provider:
-    secret = unseal(
-        row.client_secret_sealed,
-        purpose=_SECRET_PURPOSE,
-        context=_secret_context(agency.id, row.provider),
-    ).decode()
+    try:
+        secret = unseal(
+            row.client_secret_sealed,
+            purpose=_SECRET_PURPOSE,
+            context=_secret_context(agency.id, row.provider),
+        ).decode()
+    except Exception:  # SWITCHBOARD_SECRET_KEY changed since it was saved: enter it again
+        log.error("upstream.secret_unreadable", provider=row.provider)
+        raise NotFound("this sign-in provider needs its client secret entered again") from None
     return oidc.Provider(
         name=row.provider,
         client_id=row.client_id,
@@ -464,15 +471,6 @@ async def _person(
     )
     await session.flush()
     return user
-
-
-async def linked_identities(session: AsyncSession, user_id: uuid.UUID) -> list[ExternalIdentity]:
-    stmt = (
-        select(ExternalIdentity)
-        .where(ExternalIdentity.user_id == user_id)
-        .order_by(ExternalIdentity.created_at)
-    )
-    return list((await session.execute(stmt)).scalars().all())
 
 
 __all__ = [

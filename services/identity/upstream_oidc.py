@@ -151,7 +151,7 @@ def _for_authlib() -> Any:
         return _borrowed()
     inner = transport
 
-    class Bridge(http.AsyncBaseTransport):  # type: ignore[name-defined,misc]
+    class Bridge(http.AsyncBaseTransport):  # type: ignore[name-defined]
         async def handle_async_request(self, request: Any) -> Any:
             forwarded = httpx.Request(
                 request.method,

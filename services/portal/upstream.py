@@ -221,22 +221,19 @@ async def save(
     _provider(provider)
     form = await request.form()
     secret = form.get("client_secret")
-    submitted = {
-        "configured": True,
-        "client_id": forms._text(form, "client_id")[:300],
-        "tenant": forms._text(form, "tenant")[:100] or "common",
-        "enabled": form.get("enabled") == "on",
-        "updated_at": None,
-    }
+    client_id = forms._text(form, "client_id")[:300]
+    tenant = forms._text(form, "tenant")[:100] or "common"
+    enabled = form.get("enabled") == "on"
+    submitted = {"configured": True, "client_id": client_id, "tenant": tenant, "enabled": enabled}
     try:
         await upstream.save_config(
             session,
             agency.id,
             provider,
-            client_id=submitted["client_id"],
+            client_id=client_id,
             client_secret=secret if isinstance(secret, str) else None,
-            tenant=submitted["tenant"] if provider == MICROSOFT else None,
-            enabled=submitted["enabled"],
+            tenant=tenant if provider == MICROSOFT else None,
+            enabled=enabled,
         )
     except ValidationFailed as exc:
         current = _values(await upstream.configs(session))
