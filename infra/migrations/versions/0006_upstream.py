@@ -20,8 +20,10 @@ depends_on: str | Sequence[str] | None = None
 
 def _tenant_fk(table: str) -> sa.ForeignKeyConstraint:
     return sa.ForeignKeyConstraint(
-        ["agency_id"], ["agencies.id"],
-        name=op.f(f"fk_{table}_agency_id_agencies"), ondelete="CASCADE",
+        ["agency_id"],
+        ["agencies.id"],
+        name=op.f(f"fk_{table}_agency_id_agencies"),
+        ondelete="CASCADE",
     )
 
 
@@ -57,8 +59,10 @@ def upgrade() -> None:
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("last_used_at", UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
-            ["agency_id", "user_id"], ["users.agency_id", "users.id"],
-            name=op.f("fk_external_identities_agency_id_user_id_users"), ondelete="CASCADE",
+            ["agency_id", "user_id"],
+            ["users.agency_id", "users.id"],
+            name=op.f("fk_external_identities_agency_id_user_id_users"),
+            ondelete="CASCADE",
         ),
         _tenant_fk("external_identities"),
         sa.PrimaryKeyConstraint("agency_id", "id", name=op.f("pk_external_identities")),
@@ -67,9 +71,7 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_external_identities_subject", ["agency_id", "provider", "subject"], unique=True
         )
-        batch_op.create_index(
-            "ix_external_identities_user", ["agency_id", "user_id"], unique=False
-        )
+        batch_op.create_index("ix_external_identities_user", ["agency_id", "user_id"], unique=False)
     enable_tenant_rls(op, "external_identities")
 
 
