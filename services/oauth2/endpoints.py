@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
+from services.identity import impersonation
 from services.kit import ids
 from services.kit.schemas import path_id
 from services.kit.web import DBSession
@@ -183,6 +184,14 @@ async def _authorize_response(
     decision: bool | None,
     snap: HttpSnapshot | None = None,
 ) -> Response:
+    if impersonation.is_impersonating(principal):
+        # Signing in to an app would hand it the viewed person's identity (tokens, consent).
+        return error_page(
+            request,
+            403,
+            title="Not while viewing as someone else",
+            message=impersonation.REFUSED_SOLUTIONS,
+        )
     outcome = await service.authorize(
         session, agency, principal, snap or await snapshot(request), decision=decision
     )

@@ -17,10 +17,12 @@ from fastapi import Depends, Request
 
 from services.agencies import service as agencies
 from services.agencies.schemas import SLUG_RE
+from services.identity import impersonation
 from services.identity import service as identity
 from services.identity.auth import permission_guard
-from services.kit.errors import NotFound
+from services.kit.errors import Forbidden, NotFound
 from services.kit.web import DBSession
+from services.portal import impersonation as impersonation_views
 from services.portal import security
 from services.portal import service as portal
 from services.portal.rendering import Brand
@@ -63,6 +65,8 @@ async def optional_principal(
         return None
     principal = await identity.resolve_browser_session(session, agency, token)
     if principal is None:
+        if await impersonation_views.stale(session, token):
+            raise impersonation_views.ImpersonationOver(agency.slug)
         return None
     if principal.extra.get("second_factor") == "setup_required":
         own = request.url.path
@@ -70,11 +74,25 @@ async def optional_principal(
             raise SecondFactorSetupRequired(agency.slug)
     request.state.portal_principal = principal
     request.state.portal_viewer = await portal.viewer(session, principal)
+    if impersonation.is_impersonating(principal):
+        request.state.portal_viewer.impersonation = await impersonation_views.banner(
+            session, principal
+        )
     request.state.portal_home = portal.landing(principal, f"/a/{agency.slug}")
     request.state.portal_clients = portal.clients_home(principal, f"/a/{agency.slug}")
+    if impersonation.is_impersonating(principal) and request.url.path.startswith(
+        f"/a/{agency.slug}/account/"
+    ):
+        # Whatever is added under /account/ later (credentials, links, sessions) is the
+        # person's own: refused while viewing as them (the page itself hides it all).
+        raise Forbidden(impersonation.REFUSED)
     structlog.contextvars.bind_contextvars(
         actor="user", actor_id=str(principal.user_id) if principal.user_id else None
     )
+    if impersonation.is_impersonating(principal):
+        structlog.contextvars.bind_contextvars(
+            impersonator_id=principal.extra.get("impersonator_id")
+        )
     return principal
 
 
@@ -106,9 +124,20 @@ ClientsRead = Annotated[Principal, Depends(require(Permission.CLIENTS_READ))]
 ClientsCreate = Annotated[Principal, Depends(require(Permission.CLIENTS_CREATE))]
 ClientsUpdate = Annotated[Principal, Depends(require(Permission.CLIENTS_UPDATE))]
 ClientsLifecycle = Annotated[Principal, Depends(require(Permission.CLIENTS_LIFECYCLE))]
+ClientsImpersonate = Annotated[Principal, Depends(require(Permission.CLIENTS_IMPERSONATE))]
 UsersRead = Annotated[Principal, Depends(require(Permission.USERS_READ))]
 UsersInvite = Annotated[Principal, Depends(require(Permission.USERS_INVITE))]
 AgencyManage = Annotated[Principal, Depends(require(Permission.AGENCY_MANAGE))]
+
+
+async def not_impersonating(principal: SignedIn) -> None:
+    """Account security (password, second factors, passkeys, sessions) is the person's own:
+    refused while agency staff view the portal as them."""
+    if impersonation.is_impersonating(principal):
+        raise Forbidden(impersonation.REFUSED)
+
+
+NotImpersonating = Depends(not_impersonating)
 
 
 async def csrf_protect(request: Request, agency: PortalAgency) -> None:

@@ -17,10 +17,9 @@ from starlette.responses import RedirectResponse, Response
 
 from services.agencies import service as agencies
 from services.agencies.schemas import Branding
-from services.identity import mfa, passkeys
+from services.identity import impersonation, mfa, passkeys, upstream
 from services.identity import repository as identity_repo
 from services.identity import service as identity
-from services.identity import upstream
 from services.identity.schemas import InvitationCreate
 from services.kit import ids
 from services.kit.errors import (
@@ -35,16 +34,19 @@ from services.kit.errors import (
 from services.kit.schemas import path_id
 from services.kit.web import DBSession
 from services.portal import forms, security
+from services.portal import impersonation as impersonation_views
 from services.portal import passkeys as passkey_routes
 from services.portal import service as portal
 from services.portal.auth import (
     AgencyManage,
     ClientsCreate,
+    ClientsImpersonate,
     ClientsLifecycle,
     ClientsRead,
     ClientsUpdate,
     CsrfChecked,
     MaybeSignedIn,
+    NotImpersonating,
     PortalAgency,
     PublicAgency,
     SignedIn,
@@ -238,7 +240,8 @@ async def _account_page(
     me = await identity_repo.user(session, principal.user_id)
     assert me is not None
     enrolled = await mfa.has_totp(session, me.id)
-    enrolment = None if enrolled else await mfa.pending_enrolment(session, agency, me)
+    viewing_as = impersonation.is_impersonating(principal)
+    enrolment = None if enrolled or viewing_as else await mfa.pending_enrolment(session, agency, me)
     return page(
         request,
         "account.html",
@@ -252,6 +255,7 @@ async def _account_page(
             "error": error,
             "setup_required": principal.extra.get("second_factor") == "setup_required"
             and not recovery_codes,
+            "viewing_as": viewing_as,
         },
         status=status,
     )
@@ -264,7 +268,9 @@ async def account(
     return await _account_page(request, session, agency, principal)
 
 
-@router.post("/account/mfa/start", name="portal_mfa_start", dependencies=[CsrfChecked])
+@router.post(
+    "/account/mfa/start", name="portal_mfa_start", dependencies=[CsrfChecked, NotImpersonating]
+)
 async def mfa_start(
     request: Request, agency: PortalAgency, principal: SignedIn, session: DBSession
 ) -> Response:
@@ -279,7 +285,9 @@ async def mfa_start(
     return _see_other(f"/a/{agency.slug}/account")
 
 
-@router.post("/account/mfa/confirm", name="portal_mfa_confirm", dependencies=[CsrfChecked])
+@router.post(
+    "/account/mfa/confirm", name="portal_mfa_confirm", dependencies=[CsrfChecked, NotImpersonating]
+)
 async def mfa_confirm(
     request: Request, agency: PortalAgency, principal: SignedIn, session: DBSession
 ) -> Response:
@@ -295,7 +303,9 @@ async def mfa_confirm(
     return await _account_page(request, session, agency, principal, recovery_codes=codes)
 
 
-@router.post("/account/mfa/remove", name="portal_mfa_remove", dependencies=[CsrfChecked])
+@router.post(
+    "/account/mfa/remove", name="portal_mfa_remove", dependencies=[CsrfChecked, NotImpersonating]
+)
 async def mfa_remove(
     request: Request, agency: PortalAgency, principal: SignedIn, session: DBSession
 ) -> Response:
@@ -312,7 +322,9 @@ async def mfa_remove(
 
 
 @router.post(
-    "/account/sessions/revoke", name="portal_sign_out_everywhere", dependencies=[CsrfChecked]
+    "/account/sessions/revoke",
+    name="portal_sign_out_everywhere",
+    dependencies=[CsrfChecked, NotImpersonating],
 )
 async def sign_out_everywhere(
     agency: PortalAgency, principal: SignedIn, session: DBSession
@@ -325,11 +337,17 @@ async def sign_out_everywhere(
 
 
 @router.post("/logout", name="portal_logout", dependencies=[CsrfChecked])
-async def logout(agency: PortalAgency, principal: MaybeSignedIn, session: DBSession) -> Response:
+async def logout(
+    request: Request, agency: PortalAgency, principal: MaybeSignedIn, session: DBSession
+) -> Response:
     if principal is not None:
+        if impersonation.is_impersonating(principal):
+            await impersonation_views.sign_out_staff(request, agency, session)
         await identity.sign_out(session, principal)
     response = _flash_redirect(f"/a/{agency.slug}/login", agency.slug, "signed_out")
     security.clear_session_cookie(response, agency.slug)
+    if impersonation_views.RETURN_COOKIE in request.cookies:
+        impersonation_views.clear_return(response, agency.slug)
     return response
 
 
@@ -548,6 +566,57 @@ async def client_lifecycle(
     )
 
 
+# ---- "View as a client user" (audited impersonation; services/portal/impersonation.py) ------
+
+
+@router.post(
+    "/clients/{client_id}/impersonate", name="portal_impersonate", dependencies=[CsrfChecked]
+)
+async def impersonate(
+    request: Request,
+    agency: PortalAgency,
+    client_id: str,
+    principal: ClientsImpersonate,
+    session: DBSession,
+) -> Response:
+    cid = _client_id(client_id)
+    detail = await portal.client_detail(session, principal, cid)  # 404 before anything else
+    form = await request.form()
+    values = {k: forms._text(form, k)[:600] for k in ("user_id", "reason", "minutes")}
+    try:
+        return await impersonation_views.start(request, agency, principal, session, cid, **values)
+    except ValidationFailed as exc:
+        errors = forms.error_of(exc, "reason")
+    raise FormRejected(
+        page(
+            request,
+            "clients/detail.html",
+            {
+                "nav": "clients",
+                "detail": detail,
+                "error": None,
+                "view_as_values": values,
+                "view_as_errors": errors,
+            },
+            status=422,
+        )
+    )
+
+
+@router.post("/impersonation/end", name="portal_impersonation_end", dependencies=[CsrfChecked])
+async def impersonation_end(
+    request: Request, agency: PortalAgency, principal: SignedIn, session: DBSession
+) -> Response:
+    return await impersonation_views.end(request, agency, principal, session)
+
+
+@router.get("/impersonation/over", name="portal_impersonation_over")
+async def impersonation_over(
+    request: Request, agency: PublicAgency, session: DBSession
+) -> Response:
+    return await impersonation_views.over(request, agency, session)
+
+
 # ---- team and invitations -----------------------------------------------------------------------
 
 
@@ -682,6 +751,7 @@ async def invitation_page(
 async def accept_invitation(
     request: Request, token: str, agency: PublicAgency, session: DBSession
 ) -> Response:
+    await impersonation_views.refuse_for_cookie(request, session)
     _, view = await _open_invitation(session, token)
     form = await request.form()
     name = forms._text(form, "name")[:200]
@@ -776,6 +846,7 @@ async def reset_page(
 
 @router.post("/reset/{token}", name="portal_reset", dependencies=[CsrfChecked])
 async def reset(request: Request, token: str, agency: PublicAgency, session: DBSession) -> Response:
+    await impersonation_views.refuse_for_cookie(request, session)
     user = await _open_reset(session, token)
     form = await request.form()
     password = form.get("password")
@@ -911,6 +982,8 @@ async def open_solution(
     answers without asking for a password again."""
     from services.oauth2.server import issuer_for
 
+    if impersonation.is_impersonating(principal):
+        raise Forbidden(impersonation.REFUSED_SOLUTIONS)
     wanted = ids.decode("oac", solution_id)
     found = next((r for r in await _solutions(session, principal) if r.id == wanted), None)
     if found is None or not found.initiate_login_uri:

@@ -37,7 +37,13 @@ from services.kit.schemas import path_id
 from services.kit.web import DBSession
 from services.portal import forms, security
 from services.portal import service as portal
-from services.portal.auth import CsrfChecked, PortalAgency, PublicAgency, SignedIn
+from services.portal.auth import (
+    CsrfChecked,
+    NotImpersonating,
+    PortalAgency,
+    PublicAgency,
+    SignedIn,
+)
 from services.portal.routing import CsrfRejected, FormRejected, PortalRoute
 from services.settings import get_settings
 from tenants.models import Agency
@@ -158,7 +164,9 @@ def _see_other(url: str, slug: str, flash: str | None = None) -> RedirectRespons
 
 
 @router.post(
-    "/account/passkeys/options", name="portal_passkey_options", dependencies=[JsonCsrfChecked]
+    "/account/passkeys/options",
+    name="portal_passkey_options",
+    dependencies=[JsonCsrfChecked, NotImpersonating],
 )
 async def registration_options(
     request: Request, agency: PortalAgency, principal: SignedIn, session: DBSession
@@ -173,7 +181,11 @@ async def registration_options(
     return _options(agency.slug, ceremony)
 
 
-@router.post("/account/passkeys", name="portal_passkey_add", dependencies=[JsonCsrfChecked])
+@router.post(
+    "/account/passkeys",
+    name="portal_passkey_add",
+    dependencies=[JsonCsrfChecked, NotImpersonating],
+)
 async def add(
     request: Request, agency: PortalAgency, principal: SignedIn, session: DBSession
 ) -> Response:
@@ -205,7 +217,7 @@ def _passkey_id(public_id: str) -> Any:
 @router.post(
     "/account/passkeys/{passkey_id}/rename",
     name="portal_passkey_rename",
-    dependencies=[CsrfChecked],
+    dependencies=[CsrfChecked, NotImpersonating],
 )
 async def rename(
     request: Request,
@@ -232,7 +244,7 @@ async def rename(
 @router.post(
     "/account/passkeys/{passkey_id}/remove",
     name="portal_passkey_remove",
-    dependencies=[CsrfChecked],
+    dependencies=[CsrfChecked, NotImpersonating],
 )
 async def remove(
     request: Request,

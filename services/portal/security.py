@@ -131,6 +131,16 @@ FLASHES: dict[str, tuple[str, str]] = {
     "invited": ("success", "The invitation is on its way."),
     "invitation_revoked": ("success", "The invitation was revoked."),
     "branding_saved": ("success", "Branding saved. Your portal uses it from now on."),
+    "impersonation_ended": ("info", "You stopped viewing as a client user and are yourself again."),
+    "impersonation_expired": (
+        "info",
+        "Your view as a client user reached its time limit and ended. You are yourself again.",
+    ),
+    "impersonation_over": ("info", "Your view as a client user has ended. You are yourself again."),
+    "impersonation_signin": (
+        "info",
+        "Your view as a client user has ended. Sign in again to continue as yourself.",
+    ),
     "signed_out": ("info", "You are signed out."),
     "signed_out_everywhere": ("info", "You are signed out on every device."),
     "welcome": ("success", "Welcome! Your account is ready."),

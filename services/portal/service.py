@@ -18,6 +18,7 @@ from services.identity import repository as identity_repo
 from services.identity.models import Invitation
 from services.kit import ids, mail
 from services.kit.types import utcnow
+from services.portal import impersonation as imp_views
 from services.portal import repository as repo
 from services.portal.labels import ROLE_LABELS, STAGE_LABELS
 from services.records import service as records
@@ -49,6 +50,8 @@ def _person(user: User) -> Person:
 class Viewer:
     name: str
     email: str
+    # Set while agency staff view the portal as this person (the banner on every page).
+    impersonation: imp_views.Banner | None = None
 
 
 async def viewer(session: AsyncSession, principal: Principal) -> Viewer:
@@ -192,7 +195,7 @@ def describe(event: AuditEvent) -> HistoryItem:
         case "client.created":
             item.summary, item.kind = "Client record created", "create"
         case "client.updated":
-            changed = [k for k in data if k not in ("lifecycle_changed_at",)]
+            changed = [k for k in data if k not in ("lifecycle_changed_at", "impersonating")]
             if set(changed) <= {"lifecycle_stage"}:
                 return HistoryItem(event.occurred_at, actor, "", kind="skip")
             names = [
@@ -220,6 +223,21 @@ def describe(event: AuditEvent) -> HistoryItem:
             item.summary = "Invitation revoked" if "revoked_at" in data else "Invitation accepted"
         case "client.deleted":
             item.summary = "Client record deleted"
+        case "impersonation.started":
+            item.kind = "access"
+            item.summary = (
+                f"Viewed the portal as {data.get('user_name', 'a client user')} "
+                f"(up to {data.get('minutes', '?')} minutes)"
+            )
+            if data.get("reason"):
+                item.details.append(str(data["reason"]))
+        case "impersonation.ended":
+            item.kind = "access"
+            item.summary = {
+                "ended": "Stopped viewing the portal as a client user",
+                "expired": "Viewing as a client user ended (time limit)",
+                "signed_out": "Viewing as a client user ended (signed out)",
+            }.get(str(data.get("how")), "Viewing as a client user ended")
         case _:
             item.summary = event.action.replace("_", " ").replace(".", ": ", 1).capitalize()
     return item
@@ -234,6 +252,10 @@ class ClientDetail:
     hidden_staff: int
     transitions: list[LifecycleStage]
     history: list[HistoryItem] | None
+    # "View as a client user" (who may start one) and "Access by your agency" (who may read
+    # the audit trail): see services/portal/impersonation.py.
+    view_as: imp_views.ViewAs | None = None
+    agency_access: list[imp_views.Access] | None = None
 
 
 async def client_detail(
@@ -255,6 +277,8 @@ async def client_detail(
         hidden_staff=len([u for u in view.staff if u not in people]),
         transitions=sorted(LIFECYCLE_TRANSITIONS[stage], key=order.index),
         history=history,
+        view_as=await imp_views.view_as(session, principal, client_id),
+        agency_access=await imp_views.agency_access(session, principal, client_id),
     )
 
 
