@@ -50,9 +50,36 @@ async def has_totp(session: AsyncSession, user_id: uuid.UUID) -> bool:
 
 
 async def second_factors(session: AsyncSession, user_id: uuid.UUID) -> set[str]:
-    """The kinds of second factor a person has: 'totp', 'passkey'."""
+    """The kinds of second factor a person has: 'totp', 'passkey', and 'recovery' while
+    unused recovery codes are left."""
     kinds = {"totp"} if await has_totp(session, user_id) else set()
-    return kinds | ({"passkey"} if await repo.has_passkey(session, user_id) else set())
+    if await repo.has_passkey(session, user_id):
+        kinds.add("passkey")
+    if await recovery_codes_left(session, user_id):
+        kinds.add("recovery")
+    return kinds
+
+
+async def recovery_codes_left(session: AsyncSession, user_id: uuid.UUID) -> int:
+    return sum(1 for c in await repo.recovery_codes_of(session, user_id) if c.used_at is None)
+
+
+async def issue_recovery_codes(session: AsyncSession, agency: Agency, user: User) -> list[str]:
+    """Ten new single-use recovery codes (the old ones stop working), for someone with a
+    second factor: the way back in when the phone or the passkeys are lost. Shown once."""
+    if not await has_second_factor(session, user.id):
+        raise ValidationFailed("set up an authenticator app or a passkey first", field="code")
+    codes = await _new_recovery_codes(session, agency, user)
+    audit.record(
+        session,
+        "auth.recovery_codes_issued",
+        agency_id=agency.id,
+        target_type="user",
+        target_id=user.id,
+        data={"count": len(codes)},
+    )
+    await session.flush()
+    return codes
 
 
 async def has_second_factor(session: AsyncSession, user_id: uuid.UUID) -> bool:
@@ -146,12 +173,13 @@ async def _new_recovery_codes(session: AsyncSession, agency: Agency, user: User)
 
 
 async def _accept(session: AsyncSession, user: User, code: str) -> str | None:
-    """'totp' or 'recovery' if the code is good (and spend it), else None."""
+    """'totp' or 'recovery' if the code is good (and spend it), else None. Recovery codes
+    work for passkey-only people too (they get codes without an authenticator app)."""
     cleaned = _clean(code)
-    cred = await repo.totp_of(session, user.id)
-    if cred is None or cred.confirmed_at is None:
-        return None
     if cleaned.isdigit() and len(cleaned) == 6:
+        cred = await repo.totp_of(session, user.id)
+        if cred is None or cred.confirmed_at is None:
+            return None
         step = _step_of(_totp(_secret_of(cred, user)), cleaned)
         if step is not None and step > cred.last_step:
             cred.last_step = step

@@ -252,6 +252,7 @@ async def _account_page(
             "enrolment": enrolment,
             "passkeys": await passkeys.passkeys_of(session, me.id),
             "recovery_codes": recovery_codes,
+            "recovery_left": await mfa.recovery_codes_left(session, me.id),
             "error": error,
             "setup_required": principal.extra.get("second_factor") == "setup_required"
             and not recovery_codes,
@@ -1008,8 +1009,10 @@ def mount_portal(app: FastAPI) -> None:
     )
     app.include_router(router)
     from services.portal.apps_admin import router as apps_admin_router
+    from services.portal.recovery import router as recovery_router
 
     app.include_router(apps_admin_router)
+    app.include_router(recovery_router)
     app.include_router(passkey_routes.router)
     from services.portal.upstream import router as upstream_router
 
