@@ -75,8 +75,11 @@ def _impersonating(session: Session) -> dict[str, str] | None:
 
 
 def _name(obj: object) -> str:
-    table = getattr(type(obj), "__tablename__", type(obj).__name__.lower())
-    return str(table).removesuffix("s") if str(table).endswith("s") else str(table)
+    """The singular of the table's name: `client.created`, `external_identity.created`."""
+    table = str(getattr(type(obj), "__tablename__", type(obj).__name__.lower()))
+    if table.endswith("ies"):
+        return table[:-3] + "y"
+    return table.removesuffix("s")
 
 
 def _columns(obj: object) -> list[str]:

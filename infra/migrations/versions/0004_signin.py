@@ -29,8 +29,10 @@ def upgrade() -> None:
         sa.Column("lock_count", sa.Integer(), nullable=False),
         sa.Column("locked_until", UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
-            ["agency_id"], ["agencies.id"],
-            name=op.f("fk_auth_throttles_agency_id_agencies"), ondelete="CASCADE",
+            ["agency_id"],
+            ["agencies.id"],
+            name=op.f("fk_auth_throttles_agency_id_agencies"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("agency_id", "id", name=op.f("pk_auth_throttles")),
     )
@@ -49,12 +51,16 @@ def upgrade() -> None:
         sa.Column("used_at", UTCDateTime(), nullable=True),
         sa.Column("requested_ip", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(
-            ["agency_id", "user_id"], ["users.agency_id", "users.id"],
-            name=op.f("fk_password_resets_agency_id_user_id_users"), ondelete="CASCADE",
+            ["agency_id", "user_id"],
+            ["users.agency_id", "users.id"],
+            name=op.f("fk_password_resets_agency_id_user_id_users"),
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["agency_id"], ["agencies.id"],
-            name=op.f("fk_password_resets_agency_id_agencies"), ondelete="CASCADE",
+            ["agency_id"],
+            ["agencies.id"],
+            name=op.f("fk_password_resets_agency_id_agencies"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("agency_id", "id", name=op.f("pk_password_resets")),
     )
@@ -66,16 +72,22 @@ def upgrade() -> None:
     enable_tenant_rls(op, "password_resets")
 
     for table, extra in (
-        ("totp_credentials", [
-            sa.Column("secret_sealed", sa.String(length=500), nullable=False),
-            sa.Column("created_at", UTCDateTime(), nullable=False),
-            sa.Column("confirmed_at", UTCDateTime(), nullable=True),
-            sa.Column("last_step", sa.Integer(), nullable=False),
-        ]),
-        ("recovery_codes", [
-            sa.Column("code_hash", sa.String(length=64), nullable=False),
-            sa.Column("used_at", UTCDateTime(), nullable=True),
-        ]),
+        (
+            "totp_credentials",
+            [
+                sa.Column("secret_sealed", sa.String(length=500), nullable=False),
+                sa.Column("created_at", UTCDateTime(), nullable=False),
+                sa.Column("confirmed_at", UTCDateTime(), nullable=True),
+                sa.Column("last_step", sa.Integer(), nullable=False),
+            ],
+        ),
+        (
+            "recovery_codes",
+            [
+                sa.Column("code_hash", sa.String(length=64), nullable=False),
+                sa.Column("used_at", UTCDateTime(), nullable=True),
+            ],
+        ),
     ):
         op.create_table(
             table,
@@ -84,12 +96,16 @@ def upgrade() -> None:
             sa.Column("user_id", sa.Uuid(), nullable=False),
             *extra,
             sa.ForeignKeyConstraint(
-                ["agency_id", "user_id"], ["users.agency_id", "users.id"],
-                name=op.f(f"fk_{table}_agency_id_user_id_users"), ondelete="CASCADE",
+                ["agency_id", "user_id"],
+                ["users.agency_id", "users.id"],
+                name=op.f(f"fk_{table}_agency_id_user_id_users"),
+                ondelete="CASCADE",
             ),
             sa.ForeignKeyConstraint(
-                ["agency_id"], ["agencies.id"],
-                name=op.f(f"fk_{table}_agency_id_agencies"), ondelete="CASCADE",
+                ["agency_id"],
+                ["agencies.id"],
+                name=op.f(f"fk_{table}_agency_id_agencies"),
+                ondelete="CASCADE",
             ),
             sa.PrimaryKeyConstraint("agency_id", "id", name=op.f(f"pk_{table}")),
         )

@@ -20,15 +20,19 @@ depends_on: str | Sequence[str] | None = None
 
 def _tenant_fk(table: str) -> sa.ForeignKeyConstraint:
     return sa.ForeignKeyConstraint(
-        ["agency_id"], ["agencies.id"],
-        name=op.f(f"fk_{table}_agency_id_agencies"), ondelete="CASCADE",
+        ["agency_id"],
+        ["agencies.id"],
+        name=op.f(f"fk_{table}_agency_id_agencies"),
+        ondelete="CASCADE",
     )
 
 
 def _fk(table: str, column: str, target: str) -> sa.ForeignKeyConstraint:
     return sa.ForeignKeyConstraint(
-        ["agency_id", column], [f"{target}.agency_id", f"{target}.id"],
-        name=op.f(f"fk_{table}_agency_id_{column}_{target}"), ondelete="CASCADE",
+        ["agency_id", column],
+        [f"{target}.agency_id", f"{target}.id"],
+        name=op.f(f"fk_{table}_agency_id_{column}_{target}"),
+        ondelete="CASCADE",
     )
 
 
@@ -53,7 +57,9 @@ def upgrade() -> None:
         _tenant_fk("client_solutions"),
         sa.PrimaryKeyConstraint("agency_id", "id", name=op.f("pk_client_solutions")),
         sa.UniqueConstraint(
-            "agency_id", "client_id", "oauth_client_id",
+            "agency_id",
+            "client_id",
+            "oauth_client_id",
             name=op.f("uq_client_solutions_agency_id_client_id_oauth_client_id"),
         ),
     )
@@ -83,9 +89,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("agency_id", "id", name=op.f("pk_passkeys")),
     )
     with op.batch_alter_table("passkeys") as batch_op:
-        batch_op.create_index(
-            "ix_passkeys_credential", ["agency_id", "credential_id"], unique=True
-        )
+        batch_op.create_index("ix_passkeys_credential", ["agency_id", "credential_id"], unique=True)
         batch_op.create_index("ix_passkeys_user", ["agency_id", "user_id"], unique=False)
     enable_tenant_rls(op, "passkeys")
 
