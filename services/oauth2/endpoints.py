@@ -183,6 +183,7 @@ async def _authorize_response(
     session: DBSession,
     decision: bool | None,
     snap: HttpSnapshot | None = None,
+    interstitial: bool = False,
 ) -> Response:
     if impersonation.is_impersonating(principal):
         # Signing in to an app would hand it the viewed person's identity (tokens, consent).
@@ -196,9 +197,18 @@ async def _authorize_response(
         session, agency, principal, snap or await snapshot(request), decision=decision
     )
     if isinstance(outcome, service.Redirect):
-        response: Response = RedirectResponse(
-            outcome.url, status_code=303 if request.method == "POST" else 302
-        )
+        response: Response
+        if interstitial:
+            # Back from the sign-in form: browsers apply that form page's CSP `form-action`
+            # to every redirect the form submission leads to, so a redirect to the app's
+            # origin would be blocked. A page that moves on by itself ends the chain here.
+            response = page(request, "oauth2/continue.html", {"url": outcome.url})
+            response.headers["Cache-Control"] = "no-store"
+            response.headers["Referrer-Policy"] = "no-referrer"
+        else:
+            response = RedirectResponse(
+                outcome.url, status_code=303 if request.method == "POST" else 302
+            )
         if PENDING_COOKIE in request.cookies:
             response.delete_cookie(PENDING_COOKIE, path=_pending_path(agency.slug))
         return response
@@ -254,7 +264,9 @@ async def resume(
         )
     url = get_settings().base_url.rstrip("/") + service.authorize_path(agency.slug, pairs)
     snap = HttpSnapshot("GET", url, request.headers, pairs, [])
-    return await _authorize_response(request, agency, principal, session, None, snap)
+    return await _authorize_response(
+        request, agency, principal, session, None, snap, interstitial=True
+    )
 
 
 @browser.post("/consent", name="oauth2_consent", dependencies=[CsrfChecked])

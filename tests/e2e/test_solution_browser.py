@@ -121,3 +121,65 @@ async def test_password_and_code_then_open_a_solution_and_sign_out(
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+async def test_signing_in_in_the_middle_of_an_apps_sign_in(
+    client, make_agency, make_client, make_person, new_page, screenshot, live_server, monkeypatch
+):
+    """Starting at the app: its sign-in sends the browser to the portal's sign-in form, and
+    submitting it must end in the app (the form's CSP `form-action` must allow that final
+    redirect to the app's origin)."""
+    from playwright.async_api import expect
+
+    from services.sampleapp import create_sample_app
+    from services.settings import get_settings
+
+    monkeypatch.setattr(get_settings(), "base_url", live_server)
+    agency = await make_agency(name="Northwind Digital")
+    bella = await make_client(agency, legal_name="Bella Vista Bistro SARL")
+    port = _free_port()
+    sample_url = f"http://127.0.0.1:{port}"
+    app = (
+        await client.post(
+            "/api/v1/oauth-clients",
+            headers=agency.headers,
+            json={
+                "name": "Bella Bookings",
+                "redirect_uris": [f"{sample_url}/callback"],
+                "post_logout_redirect_uris": [f"{sample_url}/"],
+                "initiate_login_uri": f"{sample_url}/login",
+                "solution": True,
+                "first_party": True,
+            },
+        )
+    ).json()
+    await client.put(f"/api/v1/clients/{bella['id']}/solutions/{app['id']}", headers=agency.headers)
+    await make_person(
+        agency, "client_owner", client_id=bella["id"], email="maria@bellavista.example"
+    )
+    server, thread = _serve(
+        create_sample_app(app["issuer"], app["id"], app["client_secret"], sample_url), port
+    )
+    try:
+        page = await new_page()
+        csp_errors: list[str] = []
+        page.on(
+            "console", lambda m: csp_errors.append(m.text) if "Content Security" in m.text else None
+        )
+        await page.goto(f"{sample_url}/")
+        await page.get_by_role("link", name=re.compile("Sign in with")).click()
+        await expect(page).to_have_url(
+            re.compile(rf"{re.escape(live_server)}/a/{agency.slug}/login")
+        )
+        await page.get_by_label("Email").fill("maria@bellavista.example")
+        await page.get_by_label("Password").fill(PASSWORD)
+        await page.get_by_role("button", name="Sign in", exact=True).click()
+        await expect(page).to_have_url(f"{sample_url}/")
+        await expect(page.get_by_role("heading", level=1)).to_contain_text(
+            "maria@bellavista.example"
+        )
+        assert not csp_errors, csp_errors
+        await screenshot(page, "23-solution-signed-in-from-the-app")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)

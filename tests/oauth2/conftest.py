@@ -30,6 +30,16 @@ def pkce() -> tuple[str, str]:
     return verifier, challenge.decode().rstrip("=")
 
 
+def resumed(resp: httpx.Response) -> str:
+    """Where the page after sign-in (`oauth2/resume`) sends the browser: a page that moves on
+    by itself (meta refresh), so that the sign-in form's CSP does not block the redirect."""
+    assert resp.status_code == 200, (resp.status_code, resp.text[:300])
+    assert resp.headers["cache-control"] == "no-store"
+    found = re.search(r'<meta http-equiv="refresh" content="0;url=([^"]+)">', resp.text)
+    assert found, resp.text[:500]
+    return _unescape(found.group(1))
+
+
 def query_of(location: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
 
