@@ -4,8 +4,10 @@ answers 404 (exactly like an id that does not exist) and changes nothing:
 * a signed-in user of agency B, for agency A's objects;
 * a client user of client X (and staff assigned to X only), for client Y of the same agency.
 
-The route list is read from the portal's router, so a new route with an id fails
-`test_every_portal_id_route_is_covered` until it is added here.
+The route list is read from every router the portal mounts (`PORTAL_ROUTERS`), so a new
+route with an id fails `test_every_portal_id_route_is_covered` until it is added here.
+Path parameters that name no object (`{slug}`, the `{provider}` of upstream sign-in) are
+not ids.
 """
 
 from __future__ import annotations
@@ -14,13 +16,36 @@ import re
 
 import httpx
 
+from services.portal import apps_admin, passkeys, recovery, upstream
 from services.portal.endpoints import router
 from tests.portal.conftest import PASSWORD
+
+PORTAL_ROUTERS = (
+    router,
+    apps_admin.router,
+    passkeys.router,
+    recovery.router,
+    upstream.router,
+)
+NOT_IDS = ("slug", "provider")
+APP_FORM = {
+    "name": "Pwned",
+    "redirect_uris": "https://evil.example/cb",
+    "type": "confidential",
+    "scopes": ["openid"],
+}
 
 # (method, route template) → form body that would be valid for the object's owner.
 ID_ROUTES: dict[tuple[str, str], dict[str, str] | None] = {
     ("GET", "/a/{slug}/clients/{client_id}"): None,
     ("GET", "/a/{slug}/apps/{solution_id}/open"): None,
+    ("GET", "/a/{slug}/settings/apps/{app_id}"): None,
+    ("POST", "/a/{slug}/settings/apps/{app_id}"): APP_FORM,
+    ("POST", "/a/{slug}/settings/apps/{app_id}/clients"): {},
+    ("POST", "/a/{slug}/settings/apps/{app_id}/secret"): {},
+    ("POST", "/a/{slug}/settings/apps/{app_id}/delete"): {},
+    ("POST", "/a/{slug}/account/passkeys/{passkey_id}/rename"): {"name": "Pwned"},
+    ("POST", "/a/{slug}/account/passkeys/{passkey_id}/remove"): {"password": PASSWORD},
     ("GET", "/a/{slug}/clients/{client_id}/edit"): None,
     ("POST", "/a/{slug}/clients/{client_id}/edit"): {"legal_name": "Pwned Ltd", "timezone": "UTC"},
     ("POST", "/a/{slug}/clients/{client_id}/lifecycle"): {"stage": "onboarding"},
@@ -46,10 +71,11 @@ ID_ROUTES: dict[tuple[str, str], dict[str, str] | None] = {
 
 def test_every_portal_id_route_is_covered():
     found = set()
-    for route in router.routes:
-        path = getattr(route, "path", "")
-        if re.search(r"\{(?!slug\})\w+\}", path):
-            found |= {(m, path) for m in getattr(route, "methods", ()) if m != "HEAD"}
+    for portal_router in PORTAL_ROUTERS:
+        for route in portal_router.routes:
+            path = getattr(route, "path", "")
+            if any(p not in NOT_IDS for p in re.findall(r"\{(\w+)\}", path)):
+                found |= {(m, path) for m in getattr(route, "methods", ()) if m != "HEAD"}
     assert found == set(ID_ROUTES), found ^ set(ID_ROUTES)
 
 
@@ -75,6 +101,26 @@ async def _state(client, agency, client_ids: list[str], invitation_id: str) -> d
         await client.get(f"/api/v1/invitations/{invitation_id}", headers=agency.headers)
     ).json()
     return out
+
+
+async def _passkey_of_owner(agency, browser) -> str:
+    """A passkey of agency A's owner (registered with the software authenticator)."""
+    from services.identity.models import Passkey
+    from services.kit import ids
+    from tests.portal.test_passkeys import SoftAuthenticator, _rows, register
+
+    added, _ = await register(browser, agency.slug, SoftAuthenticator())
+    assert added.status_code == 200, added.text
+    return ids.encode("pk", (await _rows(agency, Passkey))[0].id)
+
+
+async def _app_and_passkeys(client, agency, app_id: str) -> dict:
+    from services.identity.models import Passkey
+    from tests.portal.test_passkeys import _rows
+
+    app = await client.get(f"/api/v1/oauth-clients/{app_id}", headers=agency.headers)
+    keys = sorted((p.name, p.credential_id) for p in await _rows(agency, Passkey))
+    return {"app": app.json(), "passkeys": keys}
 
 
 async def _reset_token(browser, agency, mailbox) -> str:
@@ -115,11 +161,14 @@ async def test_another_agencys_objects_are_404_and_untouched(
     ids = {
         "client_id": shop["id"],
         "solution_id": app["id"],
+        "app_id": app["id"],
+        "passkey_id": await _passkey_of_owner(a, await owner_browser(a)),
         "invitation_id": inv["id"],
         "token": httpx.URL(inv["url"]).path.rsplit("/", 1)[-1],
         "reset_token": await _reset_token(new_browser(), a, mailbox),
     }
     before = await _state(client, a, [shop["id"]], inv["id"])
+    before["app"] = await _app_and_passkeys(client, a, app["id"])
     intruder = await owner_browser(b)  # agency B's owner: every permission, in B
     for (method, template), body in ID_ROUTES.items():
         # Through B's own portal address (the session lives there) ...
@@ -136,7 +185,9 @@ async def test_another_agencys_objects_are_404_and_untouched(
                 else await intruder.post(url_a, body or {})
             )
             assert resp_a.status_code in (303, 403), (method, url_a, resp_a.status_code)
-    assert await _state(client, a, [shop["id"]], inv["id"]) == before
+    after = await _state(client, a, [shop["id"]], inv["id"])
+    after["app"] = await _app_and_passkeys(client, a, app["id"])
+    assert after == before
     reset_still_valid = await new_browser().get(f"/a/{a.slug}/reset/{ids['reset_token']}")
     assert reset_still_valid.status_code == 200  # B's attempts did not use A's link
 
@@ -194,3 +245,26 @@ async def test_client_users_and_assigned_staff_only_reach_their_clients(
         await client.get(f"/api/v1/invitations/{inv_agency['id']}", headers=agency.headers)
     ).json()
     assert agency_inv["status"] == "pending"
+
+
+def test_every_portal_router_is_listed(app):
+    """A router the portal mounts but this suite does not list would escape the id check."""
+
+    def routers(routes):  # the routers the app includes (FastAPI wraps each one)
+        for route in routes:
+            inner = getattr(route, "original_router", None)
+            if inner is not None:
+                yield inner
+                yield from routers(inner.routes)
+
+    portal = {
+        id(r)
+        for r in routers(app.routes)
+        if any(
+            getattr(getattr(route, "endpoint", None), "__module__", "").startswith(
+                "services.portal"
+            )
+            for route in r.routes
+        )
+    }
+    assert portal and portal <= {id(r) for r in PORTAL_ROUTERS}
