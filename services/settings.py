@@ -97,6 +97,12 @@ class Settings(BaseSettings):
         return _with_driver(self.url, {"postgresql": "asyncpg", "sqlite": "aiosqlite"})
 
     @cached_property
+    def driver_dsn(self) -> str:
+        """PostgreSQL: the URL as the plain asyncpg driver takes it (the lean read pool, the
+        API-key invalidation listener)."""
+        return self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    @cached_property
     def sync_database_url(self) -> URL:
         """The URL with a synchronous driver (psycopg 3 / sqlite3), for Alembic and Authlib."""
         return _with_driver(self.url, {"postgresql": "psycopg", "sqlite": "pysqlite"})

@@ -141,8 +141,7 @@ class KeyCacheListener:
         settings = settings or get_settings()
         if not settings.is_postgres or not settings.api_key_cache_listen:
             return None
-        dsn = settings.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        return cls(dsn)
+        return cls(settings.driver_dsn)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="keycache-listen")

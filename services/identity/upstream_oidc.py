@@ -29,12 +29,10 @@ import base64
 import hmac
 import json
 import re
-import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 import httpx
@@ -45,6 +43,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from services.kit.authlib_http import authlib_http, borrowed, for_authlib
 from services.settings import get_settings
 
 log = structlog.get_logger("switchboard.upstream")
@@ -118,67 +117,9 @@ class Provider:
 # ---- back channel ----------------------------------------------------------------------------
 
 
-def _authlib_http() -> ModuleType:
-    """The httpx-like package Authlib's async client is built on (`httpx2` when installed)."""
-    for cls in AsyncOAuth2Client.__mro__:
-        if cls.__name__ == "AsyncClient":
-            return sys.modules[cls.__module__.split(".")[0]]
-    return httpx
-
-
-class _Borrowed(httpx.AsyncBaseTransport):
-    """The shared transport, lent to a short-lived client: closing the client keeps it open."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self.inner = inner
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self.inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        return None
-
-
-def _borrowed() -> httpx.AsyncBaseTransport | None:
-    return _Borrowed(transport) if transport is not None else None
-
-
-def _for_authlib() -> Any:
-    """`transport` in the shape Authlib's client takes (bridged when it runs on httpx2).
-    (The sample app has the same bridge, `services.sampleapp.transport`.)"""
-    http = _authlib_http()
-    if transport is None or http is httpx:
-        return _borrowed()
-    inner = transport
-
-    class Bridge(http.AsyncBaseTransport):  # type: ignore[name-defined]
-        async def handle_async_request(self, request: Any) -> Any:
-            forwarded = httpx.Request(
-                request.method,
-                str(request.url),
-                headers=list(request.headers.raw),
-                content=await request.aread(),
-            )
-            answer = await inner.handle_async_request(forwarded)
-            headers = list(answer.headers.raw)
-            try:
-                raw = b"".join([chunk async for chunk in answer.aiter_raw()])
-            except httpx.StreamConsumed:  # built in memory, already decoded
-                raw = answer.content
-                headers = [(k, v) for k, v in headers if k.lower() != b"content-encoding"]
-            finally:
-                await answer.aclose()
-            return http.Response(answer.status_code, headers=headers, content=raw)
-
-        async def aclose(self) -> None:
-            return None
-
-    return Bridge()
-
-
 async def _get_json(url: str, what: str) -> dict[str, Any]:
     try:
-        async with httpx.AsyncClient(transport=_borrowed(), timeout=HTTP_TIMEOUT) as http:
+        async with httpx.AsyncClient(transport=borrowed(transport), timeout=HTTP_TIMEOUT) as http:
             resp = await http.get(url, headers={"Accept": "application/json"})
     except httpx.HTTPError as exc:
         log.warning("upstream.unreachable", what=what, error=type(exc).__name__)
@@ -257,7 +198,7 @@ async def _oauth(provider: Provider) -> AsyncIterator[AsyncOAuth2Client]:
         scope=SCOPE,
         redirect_uri=provider.redirect_uri,
         code_challenge_method="S256",
-        transport=_for_authlib(),
+        transport=for_authlib(transport),
         timeout=HTTP_TIMEOUT,
     )
     try:
@@ -286,7 +227,7 @@ async def authorization_url(
 async def exchange(provider: Provider, code: str, code_verifier: str) -> str:
     """The token request; returns the ID token (the access token is not used)."""
     meta = await metadata(provider)
-    http = _authlib_http()
+    http = authlib_http()
     try:
         async with _oauth(provider) as client:
             token = await client.fetch_token(

@@ -161,7 +161,7 @@ async def get_read_pool(settings: Settings | None = None) -> Any:
     pool = _read_pools.get(key)
     if pool is None:
         pool = await asyncpg.create_pool(
-            settings.url.set(drivername="postgresql").render_as_string(hide_password=False),
+            settings.driver_dsn,
             min_size=1,
             max_size=settings.db_read_pool_size,
             init=_init_read_connection,

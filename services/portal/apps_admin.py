@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from services.kit import ids
 from services.kit.errors import SwitchboardError
@@ -229,7 +229,7 @@ async def apps_update(
     except (forms.FormErrors, SwitchboardError) as exc:
         app = await _app_context(session, agency.slug, row)
         raise FormRejected(_rejected(request, exc, values=values, app=app)) from None
-    return _flash(f"/a/{agency.slug}/settings/apps/{app_id}", agency.slug, "app_saved")
+    return security.see_other(f"/a/{agency.slug}/settings/apps/{app_id}", agency.slug, "app_saved")
 
 
 @router.post(
@@ -262,7 +262,8 @@ async def apps_clients(
         raise FormRejected(
             _form_page(request, _values_of(row), {"clients": exc.detail}, app=app, status=422)
         ) from None
-    return _flash(f"/a/{agency.slug}/settings/apps/{app_id}", agency.slug, "app_clients_saved")
+    url = f"/a/{agency.slug}/settings/apps/{app_id}"
+    return security.see_other(url, agency.slug, "app_clients_saved")
 
 
 @router.post(
@@ -291,10 +292,4 @@ async def apps_delete(
 ) -> Response:
     row = await _load(session, app_id)
     await oauth2.delete_client(session, row.id)
-    return _flash(f"/a/{agency.slug}/settings/apps", agency.slug, "app_deleted")
-
-
-def _flash(url: str, slug: str, key: str) -> RedirectResponse:
-    response = RedirectResponse(url, status_code=303)
-    security.set_flash(response, slug, key)
-    return response
+    return security.see_other(f"/a/{agency.slug}/settings/apps", agency.slug, "app_deleted")

@@ -13,7 +13,7 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from services.agencies import service as agencies
 from services.agencies.schemas import Branding
@@ -68,16 +68,6 @@ SORTS = {"name": ClientSort.NAME, "newest": ClientSort.NEWEST, "oldest": ClientS
 Text = Annotated[str, Query(max_length=200)]
 
 
-def _see_other(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
-
-
-def _flash_redirect(url: str, slug: str, flash: str) -> RedirectResponse:
-    response = _see_other(url)
-    security.set_flash(response, slug, flash)
-    return response
-
-
 def _client_id(public_id: str) -> Any:
     return path_id("cli", public_id, "client")
 
@@ -89,8 +79,8 @@ def _client_id(public_id: str) -> Any:
 @router.get("/", name="portal_root")
 async def root(agency: PortalAgency, principal: MaybeSignedIn) -> Response:
     if principal is None:
-        return _see_other(f"/a/{agency.slug}/login")
-    return _see_other(portal.landing(principal, f"/a/{agency.slug}"))
+        return security.see_other(f"/a/{agency.slug}/login")
+    return security.see_other(portal.landing(principal, f"/a/{agency.slug}"))
 
 
 @router.get("/login", name="portal_login_page")
@@ -103,7 +93,7 @@ async def login_page(
 ) -> Response:
     target = security.safe_next(next, agency.slug)
     if principal is not None:
-        return _see_other(target or portal.landing(principal, f"/a/{agency.slug}"))
+        return security.see_other(target or portal.landing(principal, f"/a/{agency.slug}"))
     return page(
         request,
         "login.html",
@@ -169,13 +159,13 @@ async def _after_sign_in(
     else to where the person was going."""
     slug = agency.slug
     if await mfa.has_second_factor(session, user.id):
-        response = _see_other(
+        response = security.see_other(
             f"/a/{slug}/login/verify" + (f"?next={quote(target, safe='/')}" if target else "")
         )
     else:
         principal = await identity.principal_for_user(session, user, agency)
         destination = target or portal.landing(principal, f"/a/{slug}")
-        response = _flash_redirect(destination, slug, flash) if flash else _see_other(destination)
+        response = security.see_other(destination, slug, flash)
     security.set_session_cookie(response, slug, token)
     return response
 
@@ -187,7 +177,7 @@ async def mfa_page(
     token = security.session_cookie(request)
     pending = await mfa.pending_sign_in(session, agency, token) if token else None
     if pending is None:
-        return _see_other(f"/a/{agency.slug}/login")
+        return security.see_other(f"/a/{agency.slug}/login")
     target = security.safe_next(next, agency.slug) or ""
     factors = await mfa.second_factors(session, pending[1].id)
     return page(request, "verify.html", {"next": target, "error": None, "factors": factors})
@@ -204,7 +194,7 @@ async def mfa_verify(request: Request, agency: PublicAgency, session: DBSession)
             session, agency, token, code, ip=request.client.host if request.client else None
         )
     except NotFound:
-        return _see_other(f"/a/{agency.slug}/login")
+        return security.see_other(f"/a/{agency.slug}/login")
     except (Unauthorized, TooManyAttempts) as exc:
         throttled = isinstance(exc, TooManyAttempts)
         pending = await mfa.pending_sign_in(session, agency, token)
@@ -221,7 +211,7 @@ async def mfa_verify(request: Request, agency: PublicAgency, session: DBSession)
             status=429 if throttled else 401,
         )
     principal = await identity.principal_for_user(session, user, agency)
-    return _see_other(target or portal.landing(principal, f"/a/{agency.slug}"))
+    return security.see_other(target or portal.landing(principal, f"/a/{agency.slug}"))
 
 
 # ---- the signed-in person's own account ---------------------------------------------------------
@@ -283,7 +273,7 @@ async def mfa_start(
         return await _account_page(
             request, session, agency, principal, error=exc.detail, status=409
         )
-    return _see_other(f"/a/{agency.slug}/account")
+    return security.see_other(f"/a/{agency.slug}/account")
 
 
 @router.post(
@@ -319,7 +309,7 @@ async def mfa_remove(
         raise FormRejected(
             await _account_page(request, session, agency, principal, error=exc.detail, status=422)
         ) from None
-    return _see_other(f"/a/{agency.slug}/account")
+    return security.see_other(f"/a/{agency.slug}/account")
 
 
 @router.post(
@@ -332,7 +322,7 @@ async def sign_out_everywhere(
 ) -> Response:
     assert principal.user_id is not None
     await identity.revoke_user_sessions(session, principal.user_id)
-    response = _flash_redirect(f"/a/{agency.slug}/login", agency.slug, "signed_out_everywhere")
+    response = security.see_other(f"/a/{agency.slug}/login", agency.slug, "signed_out_everywhere")
     security.clear_session_cookie(response, agency.slug)
     return response
 
@@ -345,7 +335,7 @@ async def logout(
         if impersonation.is_impersonating(principal):
             await impersonation_views.sign_out_staff(request, agency, session)
         await identity.sign_out(session, principal)
-    response = _flash_redirect(f"/a/{agency.slug}/login", agency.slug, "signed_out")
+    response = security.see_other(f"/a/{agency.slug}/login", agency.slug, "signed_out")
     security.clear_session_cookie(response, agency.slug)
     if impersonation_views.RETURN_COOKIE in request.cookies:
         impersonation_views.clear_return(response, agency.slug)
@@ -451,7 +441,7 @@ async def client_create(
     except ValidationFailed as exc:
         errors = forms.error_of(exc)
     else:
-        return _flash_redirect(
+        return security.see_other(
             f"/a/{agency.slug}/clients/{ids.encode('cli', view.client.id)}",
             agency.slug,
             "client_created",
@@ -509,7 +499,7 @@ async def client_update(
     except ValidationFailed as exc:
         errors = forms.error_of(exc)
     else:
-        return _flash_redirect(
+        return security.see_other(
             f"/a/{agency.slug}/clients/{detail.id}", agency.slug, "client_updated"
         )
     staff = await portal.staff_choices(session, principal)
@@ -553,7 +543,7 @@ async def client_lifecycle(
         except InvalidTransition as exc:
             error, status = forms.error_of(exc)["stage"], 409
     if error is None:
-        return _flash_redirect(
+        return security.see_other(
             f"/a/{agency.slug}/clients/{client_id}", agency.slug, "lifecycle_changed"
         )
     detail = await portal.client_detail(session, principal, cid)
@@ -698,7 +688,7 @@ async def invite(
         except NotFound:
             errors = {"client_id": "Choose the client this person will work with."}
         else:
-            return _flash_redirect(f"/a/{agency.slug}/team", agency.slug, "invited")
+            return security.see_other(f"/a/{agency.slug}/team", agency.slug, "invited")
     raise FormRejected(
         await _team_page(request, principal, session, values=values, errors=errors, status=422)
     )
@@ -715,7 +705,7 @@ async def revoke_invitation(
     await identity.revoke_invitation(
         session, principal, path_id("inv", invitation_id, "invitation")
     )
-    return _flash_redirect(f"/a/{agency.slug}/team", agency.slug, "invitation_revoked")
+    return security.see_other(f"/a/{agency.slug}/team", agency.slug, "invitation_revoked")
 
 
 def _token(token: str) -> str:
@@ -931,7 +921,7 @@ async def branding_update(
         raise FormRejected(_branding_page(request, values, exc.errors, status=422)) from None
     assert principal.agency_id is not None
     await agencies.update_branding(session, principal.agency_id, data)
-    return _flash_redirect(f"/a/{agency.slug}/settings/branding", agency.slug, "branding_saved")
+    return security.see_other(f"/a/{agency.slug}/settings/branding", agency.slug, "branding_saved")
 
 
 # ---- e-mail outbox ------------------------------------------------------------------------------
@@ -995,7 +985,7 @@ async def open_solution(
         if user is not None:
             params["login_hint"] = user.email
     sep = "&" if "?" in found.initiate_login_uri else "?"
-    return _see_other(f"{found.initiate_login_uri}{sep}{urlencode(params)}")
+    return security.see_other(f"{found.initiate_login_uri}{sep}{urlencode(params)}")
 
 
 # ---- mounting -----------------------------------------------------------------------------------

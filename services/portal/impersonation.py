@@ -22,7 +22,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from services.identity import impersonation
 from services.identity import service as identity
@@ -77,13 +77,6 @@ def _clear_return(response: Response, slug: str) -> None:
         samesite="lax",
         secure=get_settings().secure_cookies,
     )
-
-
-def _redirect(url: str, slug: str, flash: str | None = None) -> RedirectResponse:
-    response = RedirectResponse(url, status_code=303)
-    if flash:
-        security.set_flash(response, slug, flash)
-    return response
 
 
 # ---- the banner ---------------------------------------------------------------------------------
@@ -270,7 +263,7 @@ async def start(
     imp = started.impersonation
     base = f"/a/{agency.slug}"
     landing = f"{base}/apps" if started.role in CLIENT_ROLES else f"{base}/clients"
-    response = _redirect(landing, agency.slug)
+    response = security.see_other(landing, agency.slug)
     security.set_session_cookie(response, agency.slug, started.token)
     _set_return(response, agency.slug, impersonation.seal_return(agency.id, imp.id, staff_token))
     return response
@@ -290,10 +283,11 @@ async def _back_to_staff(
         url = f"/a/{agency.slug}/clients"
         if staff.can(Permission.CLIENTS_READ) and staff.tenant().allows_client(imp.client_id):
             url += "/" + ids.encode("cli", imp.client_id)
-        response = _redirect(url, agency.slug, flash)
+        response = security.see_other(url, agency.slug, flash)
         security.set_session_cookie(response, agency.slug, staff_token)
     else:
-        response = _redirect(f"/a/{agency.slug}/login", agency.slug, "impersonation_signin")
+        signin = f"/a/{agency.slug}/login"
+        response = security.see_other(signin, agency.slug, "impersonation_signin")
         security.clear_session_cookie(response, agency.slug)
     _clear_return(response, agency.slug)
     return response
@@ -306,7 +300,7 @@ async def end(
     imp_id = impersonation.impersonation_id_of(principal)
     imp = await impersonation.by_id(session, imp_id) if imp_id else None
     if imp is None:  # not viewing as anyone
-        return _redirect(f"/a/{agency.slug}/", agency.slug)
+        return security.see_other(f"/a/{agency.slug}/", agency.slug)
     await impersonation.end(session, imp, how=impersonation.ENDED)
     return await _back_to_staff(request, agency, session, imp, "impersonation_ended")
 
@@ -322,12 +316,12 @@ async def over(request: Request, agency: Agency, session: AsyncSession) -> Respo
         else None
     )
     if imp is None:
-        response = _redirect(f"/a/{agency.slug}/login", agency.slug)
+        response = security.see_other(f"/a/{agency.slug}/login", agency.slug)
         security.clear_session_cookie(response, agency.slug)
         _clear_return(response, agency.slug)
         return response
     if await identity.resolve_browser_session(session, agency, token) is not None:
-        return _redirect(f"/a/{agency.slug}/", agency.slug)  # still running: nothing to do
+        return security.see_other(f"/a/{agency.slug}/", agency.slug)  # still running: nothing to do
     how = impersonation.why_over(imp)
     await impersonation.end(session, imp, how=how)
     flash = "impersonation_expired" if how == impersonation.EXPIRED else "impersonation_over"

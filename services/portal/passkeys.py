@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, Response
 
 from services.identity import mfa, passkeys
 from services.identity import repository as identity_repo
@@ -153,13 +153,6 @@ async def _landing(session: DBSession, agency: Agency, user: Any, target: str | 
     return portal.landing(principal, f"/a/{agency.slug}")
 
 
-def _see_other(url: str, slug: str, flash: str | None = None) -> RedirectResponse:
-    response = RedirectResponse(url, status_code=303)
-    if flash:
-        security.set_flash(response, slug, flash)
-    return response
-
-
 # ---- account: add, rename, remove ----------------------------------------------------------
 
 
@@ -238,7 +231,7 @@ async def rename(
                 request, session, agency, principal, error=_sentence(exc.detail), status=422
             )
         ) from None
-    return _see_other(f"/a/{agency.slug}/account#passkeys", agency.slug, "passkey_renamed")
+    return security.see_other(f"/a/{agency.slug}/account#passkeys", agency.slug, "passkey_renamed")
 
 
 @router.post(
@@ -277,7 +270,7 @@ async def remove(
             error=_sentence(exc.detail),
             status=429 if isinstance(exc, TooManyAttempts) else 422,
         )
-    return _see_other(f"/a/{agency.slug}/account#passkeys", agency.slug, "passkey_removed")
+    return security.see_other(f"/a/{agency.slug}/account#passkeys", agency.slug, "passkey_removed")
 
 
 # ---- second factor ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import secrets
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from services.kit.crypto import constant_time_equal, hmac_hex, new_token
 from services.settings import get_settings
@@ -167,6 +167,15 @@ def set_flash(response: Response, slug: str, key: str) -> None:
         secure=get_settings().secure_cookies,
         max_age=60,
     )
+
+
+def see_other(url: str, slug: str | None = None, flash: str | None = None) -> RedirectResponse:
+    """A 303 to `url`, carrying one of the FLASHES when given (every portal redirect)."""
+    response = RedirectResponse(url, status_code=303)
+    if flash:
+        assert slug is not None
+        set_flash(response, slug, flash)
+    return response
 
 
 def take_flash(request: Request) -> tuple[str, str] | None:

@@ -29,7 +29,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from services.sampleapp.transport import authlib_http, borrowed, for_authlib
+from services.kit.authlib_http import authlib_http, borrowed, for_authlib
 
 log = logging.getLogger("switchboard.sampleapp")
 

@@ -34,7 +34,7 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 from starlette.testclient import TestClient
 
-from services.sampleapp.transport import for_authlib
+from services.kit.authlib_http import for_authlib
 from tests.upstream_idp import MS_CONSUMERS, Person, UpstreamIdP
 
 REDIRECT = "https://switchboard.example/a/acme/login/upstream/{vendor}/callback"

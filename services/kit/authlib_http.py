@@ -1,9 +1,10 @@
 """One HTTP transport for every back-channel call, whichever httpx Authlib runs on.
 
 Authlib's `AsyncOAuth2Client` is built on `httpx2` when that package is installed and on
-`httpx` otherwise. The app takes an `httpx` transport (tests route it to the provider
-in-process); when Authlib's client is an `httpx2` client, the transport is bridged: each
-request is replayed through the `httpx` transport and the raw answer handed back.
+`httpx` otherwise. Callers (the sample app, upstream sign-in) take an `httpx` transport
+(tests route it to the provider in-process); when Authlib's client is an `httpx2` client,
+the transport is bridged: each request is replayed through the `httpx` transport and the
+raw answer handed back.
 """
 
 from __future__ import annotations
