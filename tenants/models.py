@@ -50,18 +50,6 @@ class LifecycleStage(StrEnum):
     CHURNED = "churned"
 
 
-# Allowed lifecycle moves. Churned clients can be won back through onboarding.
-LIFECYCLE_TRANSITIONS: dict[LifecycleStage, frozenset[LifecycleStage]] = {
-    LifecycleStage.PROSPECT: frozenset({LifecycleStage.ONBOARDING, LifecycleStage.CHURNED}),
-    LifecycleStage.ONBOARDING: frozenset(
-        {LifecycleStage.ACTIVE, LifecycleStage.PROSPECT, LifecycleStage.CHURNED}
-    ),
-    LifecycleStage.ACTIVE: frozenset({LifecycleStage.PAUSED, LifecycleStage.CHURNED}),
-    LifecycleStage.PAUSED: frozenset({LifecycleStage.ACTIVE, LifecycleStage.CHURNED}),
-    LifecycleStage.CHURNED: frozenset({LifecycleStage.ONBOARDING}),
-}
-
-
 class Client(TenantModel, Timestamped, table=True):
     """The SMB: the ONE client record every connector reads and enriches."""
 
