@@ -16,12 +16,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import anyio
 import structlog
 from celery import Celery, signals
-from sqlalchemy import delete, or_, select
+from sqlalchemy import CursorResult, delete, or_, select
+from sqlmodel import col
 
 from services.kit import jobs
 from services.kit.db import unit_of_work
@@ -73,7 +74,7 @@ def run_async(coro: Awaitable[T]) -> T:
     if loop is None or loop.is_closed():
         loop = asyncio.new_event_loop()
         _loop_local.loop = loop
-    return loop.run_until_complete(coro)  # type: ignore[arg-type]
+    return loop.run_until_complete(coro)
 
 
 @signals.worker_process_init.connect
@@ -101,7 +102,7 @@ async def _run_job(
         # this one still runs finds it locked and leaves (PostgreSQL; SQLite serializes writes).
         stmt = (
             select(JobOutbox)
-            .where(JobOutbox.id == uuid.UUID(job_id))
+            .where(col(JobOutbox.id) == uuid.UUID(job_id))
             .with_for_update(skip_locked=True)
         )
         job = (await session.execute(stmt)).scalar_one_or_none()
@@ -210,11 +211,11 @@ async def sweep_outbox() -> int:
                     await session.execute(
                         select(JobOutbox)
                         .where(
-                            JobOutbox.completed_at.is_(None),
-                            JobOutbox.created_at < cutoff,
-                            JobOutbox.published_count < MAX_PUBLISHES,
+                            col(JobOutbox.completed_at).is_(None),
+                            col(JobOutbox.created_at) < cutoff,
+                            col(JobOutbox.published_count) < MAX_PUBLISHES,
                         )
-                        .order_by(JobOutbox.created_at)
+                        .order_by(col(JobOutbox.created_at))
                         .limit(500)
                     )
                 )
@@ -250,12 +251,16 @@ async def purge_outbox() -> dict[str, int]:
         unit_of_work() as session,
         unscoped(session, "retention: purge completed and abandoned outbox jobs"),
     ):
-        result = await session.execute(
-            delete(JobOutbox).where(
-                or_(
-                    JobOutbox.completed_at < now - COMPLETED_GRACE,
-                    JobOutbox.created_at < now - ABANDONED_AFTER,
+        # A DML statement returns a CursorResult (rowcount); the async stub says Result.
+        result = cast(
+            "CursorResult[Any]",
+            await session.execute(
+                delete(JobOutbox).where(
+                    or_(
+                        col(JobOutbox.completed_at) < now - COMPLETED_GRACE,
+                        col(JobOutbox.created_at) < now - ABANDONED_AFTER,
+                    )
                 )
-            )
+            ),
         )
     return {"job_outbox": result.rowcount or 0}

@@ -39,7 +39,9 @@ SEALED_KEY = "_sealed"  # the kwargs entry holding the sealed secrets
 _SEAL_PURPOSE = "job-outbox"
 
 
-class JobOutbox(TenantModel, table=True):
+# The pydantic mypy plugin's synthesized __init__ takes `**kwargs` and so clashes with the
+# field of that name (a plugin limitation; the column is named in migration 0001).
+class JobOutbox(TenantModel, table=True):  # type: ignore[no-redef]
     __tablename__ = "job_outbox"
     __audited__: ClassVar[bool] = False
     __table_args__ = (Index("ix_job_outbox_pending", "completed_at", "created_at"),)
