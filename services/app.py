@@ -24,6 +24,7 @@ from services.oauth2.endpoints import router as oauth2_router
 from services.records.endpoints import router as clients_router
 from services.scim.endpoints import router as scim_router
 from services.settings import get_settings
+from services.tasks import wire as wire_tasks
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -38,17 +39,17 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if listener is not None:
         listener.start()
     last_used.start()  # API keys' last-used times, in batches
-    retention = None
-    if settings.tasks_in_process:  # no beat on the embedded default: purge here
-        from services.retention import InProcessRetention
+    beat = None
+    if settings.tasks_in_process:  # no beat on the embedded default: sweep and purge here
+        from services.schedule import InProcessBeat
 
-        retention = InProcessRetention()
-        retention.start()
+        beat = InProcessBeat(wire_tasks(settings))
+        beat.start()
     try:
         yield
     finally:
-        if retention is not None:
-            await retention.stop()
+        if beat is not None:
+            await beat.stop()
         await last_used.stop()
         if listener is not None:
             await listener.stop()
@@ -58,6 +59,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app() -> FastAPI:
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
+    wire_tasks(settings)  # every task registered, the job publisher installed
     app = FastAPI(
         title="Switchboard",
         version="1.0",
@@ -120,7 +122,7 @@ def create_app() -> FastAPI:
 async def _broker_check() -> str:
     import anyio
 
-    from services.worker import celery_app
+    from services.tasks import celery_app
 
     def ping() -> None:
         with celery_app.connection_for_write() as conn:

@@ -274,7 +274,7 @@ def worker(
     """Run a Celery worker (needs SWITCHBOARD_BROKER_URL)."""
     if get_settings().tasks_in_process:
         _fail("SWITCHBOARD_BROKER_URL is not set: tasks run in-process; no worker is needed")
-    from services.worker import celery_app
+    from services.tasks import celery_app
 
     celery_app.worker_main(
         [
@@ -296,7 +296,7 @@ def beat() -> None:
     """Run the periodic scheduler (Celery beat)."""
     if get_settings().tasks_in_process:
         _fail("SWITCHBOARD_BROKER_URL is not set: nothing to schedule onto")
-    from services.worker import celery_app
+    from services.tasks import celery_app
 
     get_settings().var_dir.mkdir(parents=True, exist_ok=True)
     schedule = str(get_settings().var_dir / "celerybeat-schedule")

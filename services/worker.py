@@ -1,4 +1,6 @@
-"""The Celery application, the async bridge and the tenant-scoped task decorator.
+"""The Celery application, the async bridge, the tenant-scoped task decorator, the two job
+publishers (Celery, in-process) and the outbox sweeper. It imports no domain: which task
+modules exist is listed once in services/tasks.py, which also installs the publisher.
 
 Tasks are named `domain.entity.verb`, take ids (never objects) and run the same async
 services as the API through one event loop owned by each worker process, created after fork.
@@ -12,13 +14,17 @@ import asyncio
 import threading
 import uuid
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+import anyio
 import structlog
 from celery import Celery, signals
-from sqlalchemy import select
+from sqlalchemy import CursorResult, delete, or_, select
+from sqlmodel import col
 
+from services.kit import jobs
 from services.kit.db import unit_of_work
 from services.kit.jobs import JobOutbox, publish
 from services.kit.types import utcnow
@@ -29,8 +35,6 @@ from tenants.scoping import set_tenant, unscoped
 
 log = structlog.get_logger("switchboard.worker")
 T = TypeVar("T")
-
-TASK_MODULES = ["services.worker", "services.identity.tasks", "services.retention"]
 
 
 class Queue:
@@ -53,11 +57,7 @@ def _make_celery() -> Celery:
         broker_transport_options={"visibility_timeout": 3600, "confirm_publish": True},
         worker_hijack_root_logger=False,
         timezone="UTC",
-        include=TASK_MODULES,
     )
-    from services.schedule import BEAT_SCHEDULE
-
-    app.conf.beat_schedule = BEAT_SCHEDULE
     return app
 
 
@@ -74,7 +74,7 @@ def run_async(coro: Awaitable[T]) -> T:
     if loop is None or loop.is_closed():
         loop = asyncio.new_event_loop()
         _loop_local.loop = loop
-    return loop.run_until_complete(coro)  # type: ignore[arg-type]
+    return loop.run_until_complete(coro)
 
 
 @signals.worker_process_init.connect
@@ -102,16 +102,15 @@ async def _run_job(
         # this one still runs finds it locked and leaves (PostgreSQL; SQLite serializes writes).
         stmt = (
             select(JobOutbox)
-            .where(JobOutbox.id == uuid.UUID(job_id))
+            .where(col(JobOutbox.id) == uuid.UUID(job_id))
             .with_for_update(skip_locked=True)
         )
         job = (await session.execute(stmt)).scalar_one_or_none()
         if job is None or job.completed_at is not None:
             log.info("task.skip", task=name, job_id=job_id, reason="done, running or unknown")
             return
-        await fn(session, **kwargs)
-        job.completed_at = utcnow()
-        job.attempts += 1
+        await fn(session, **jobs.task_kwargs(name, job.id, aid, kwargs))
+        jobs.mark_completed(job)
 
 
 def tenant_task(name: str, *, max_retries: int = 5) -> Callable[[TaskFn], TaskFn]:
@@ -141,17 +140,59 @@ def tenant_task(name: str, *, max_retries: int = 5) -> Callable[[TaskFn], TaskFn
     return decorate
 
 
-def run_in_process(name: str, message: dict[str, Any]) -> None:
-    """Embedded default: run a queued job on a local thread (no broker)."""
-    import services.identity.tasks  # noqa: F401  (registers the tasks)
+def registered_tasks() -> frozenset[str]:
+    """Names of the tenant tasks whose modules were imported (services/tasks.py imports all)."""
+    return frozenset(_REGISTRY)
 
-    fn = _REGISTRY[name]
+
+def run_in_process(name: str, message: dict[str, Any]) -> None:
+    """Embedded default: run a queued job on a local thread (no broker). A failure is logged
+    with the task's name and the exception, never the job's arguments (they may be secrets);
+    the row stays uncompleted and the sweeper publishes it again."""
     kwargs = dict(message)
     job_id, agency_id = kwargs.pop("job_id"), kwargs.pop("agency_id")
+    fn = _REGISTRY.get(name)
+    if fn is None:
+        log.error("task.failed", task=name, job_id=job_id, error="unknown task (not registered)")
+        return
     try:
         run_async(_run_job(name, fn, job_id, agency_id, kwargs))
-    except Exception:
-        log.exception("task.failed", task=name, job_id=job_id)
+    except Exception as exc:
+        log.exception("task.failed", task=name, job_id=job_id, error=type(exc).__name__)
+
+
+class CeleryPublisher:
+    """Publishes jobs to the broker; a worker process runs them."""
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+
+    async def publish(self, task: str, message: dict[str, Any]) -> None:
+        await anyio.to_thread.run_sync(lambda: self.app.send_task(task, kwargs=message))
+
+    def wait_idle(self, timeout: float) -> None:
+        return None  # another process runs them: nothing to wait for here
+
+
+class InProcessPublisher:
+    """Runs jobs on a small local thread pool (the embedded default, no broker)."""
+
+    def __init__(self, max_workers: int = 2) -> None:
+        self._max_workers = max_workers
+        self._executor: ThreadPoolExecutor | None = None
+        self._inflight: set[Future[None]] = set()
+
+    async def publish(self, task: str, message: dict[str, Any]) -> None:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=self._max_workers, thread_name_prefix="switchboard-task"
+            )
+        future = self._executor.submit(run_in_process, task, message)
+        self._inflight.add(future)
+        future.add_done_callback(self._inflight.discard)
+
+    def wait_idle(self, timeout: float) -> None:
+        wait(list(self._inflight), timeout=timeout)
 
 
 # ---- the outbox sweeper ----------------------------------------------------------------
@@ -170,11 +211,11 @@ async def sweep_outbox() -> int:
                     await session.execute(
                         select(JobOutbox)
                         .where(
-                            JobOutbox.completed_at.is_(None),
-                            JobOutbox.created_at < cutoff,
-                            JobOutbox.published_count < MAX_PUBLISHES,
+                            col(JobOutbox.completed_at).is_(None),
+                            col(JobOutbox.created_at) < cutoff,
+                            col(JobOutbox.published_count) < MAX_PUBLISHES,
                         )
-                        .order_by(JobOutbox.created_at)
+                        .order_by(col(JobOutbox.created_at))
                         .limit(500)
                     )
                 )
@@ -196,3 +237,30 @@ async def sweep_outbox() -> int:
 @celery_app.task(name="kit.outbox.sweep", acks_late=True)
 def sweep_outbox_task() -> int:
     return run_async(sweep_outbox())
+
+
+COMPLETED_GRACE = timedelta(hours=1)  # a completed row is kept this long (inspection)
+ABANDONED_AFTER = timedelta(days=30)  # never completed: past every link's lifetime
+
+
+async def purge_outbox() -> dict[str, int]:
+    """Delete completed jobs after a short grace, and jobs abandoned long ago. Called by the
+    retention job (services/retention.py)."""
+    now = utcnow()
+    async with (
+        unit_of_work() as session,
+        unscoped(session, "retention: purge completed and abandoned outbox jobs"),
+    ):
+        # A DML statement returns a CursorResult (rowcount); the async stub says Result.
+        result = cast(
+            "CursorResult[Any]",
+            await session.execute(
+                delete(JobOutbox).where(
+                    or_(
+                        col(JobOutbox.completed_at) < now - COMPLETED_GRACE,
+                        col(JobOutbox.created_at) < now - ABANDONED_AFTER,
+                    )
+                )
+            ),
+        )
+    return {"job_outbox": result.rowcount or 0}

@@ -83,7 +83,7 @@ def _name(obj: object) -> str:
 
 
 def _columns(obj: object) -> list[str]:
-    return [a.key for a in inspect(type(obj)).column_attrs]  # type: ignore[union-attr]
+    return [a.key for a in inspect(type(obj)).column_attrs]
 
 
 def _snapshot(obj: Any, exclude: frozenset[str]) -> dict[str, Any]:
@@ -96,12 +96,12 @@ def _snapshot(obj: Any, exclude: frozenset[str]) -> dict[str, Any]:
 
 def _changes(obj: Any, exclude: frozenset[str]) -> dict[str, Any]:
     state = inspect(obj)
-    ignore = getattr(type(obj), "__audit_ignore__", frozenset())
+    ignore: frozenset[str] = getattr(type(obj), "__audit_ignore__", frozenset())
     out: dict[str, Any] = {}
     for key in _columns(obj):
         if key in _SKIP_COLUMNS or key in ignore:
             continue
-        hist = state.attrs[key].history  # type: ignore[union-attr]
+        hist = state.attrs[key].history
         if not hist.has_changes():
             continue
         if key in exclude:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import Column, ForeignKeyConstraint, Index, UniqueConstraint
+from sqlalchemy import Column, ForeignKeyConstraint, Index, Table, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from services.kit.models import TenantModel, Timestamped
@@ -23,6 +23,9 @@ class AgencyStatus(StrEnum):
 
 class Agency(Timestamped, SQLModel, table=True):
     """The tenant root. Its own row is visible to its own principals only."""
+
+    if TYPE_CHECKING:  # set by SQLAlchemy's declarative mapping; SQLModel does not declare it
+        __table__: ClassVar[Table]
 
     __tablename__ = "agencies"
     __public_prefix__: ClassVar[str] = "agy"
@@ -48,18 +51,6 @@ class LifecycleStage(StrEnum):
     ACTIVE = "active"
     PAUSED = "paused"
     CHURNED = "churned"
-
-
-# Allowed lifecycle moves. Churned clients can be won back through onboarding.
-LIFECYCLE_TRANSITIONS: dict[LifecycleStage, frozenset[LifecycleStage]] = {
-    LifecycleStage.PROSPECT: frozenset({LifecycleStage.ONBOARDING, LifecycleStage.CHURNED}),
-    LifecycleStage.ONBOARDING: frozenset(
-        {LifecycleStage.ACTIVE, LifecycleStage.PROSPECT, LifecycleStage.CHURNED}
-    ),
-    LifecycleStage.ACTIVE: frozenset({LifecycleStage.PAUSED, LifecycleStage.CHURNED}),
-    LifecycleStage.PAUSED: frozenset({LifecycleStage.ACTIVE, LifecycleStage.CHURNED}),
-    LifecycleStage.CHURNED: frozenset({LifecycleStage.ONBOARDING}),
-}
 
 
 class Client(TenantModel, Timestamped, table=True):

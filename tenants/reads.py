@@ -51,8 +51,8 @@ def _tenant_columns() -> dict[Table, str]:
     """Every table a TenantQuery must filter, with the column that names the agency."""
     from tenants.models import Agency
 
-    out: dict[Table, str] = {m.__table__: "agency_id" for m in _tenant_models()}  # type: ignore[attr-defined]
-    out[Agency.__table__] = "id"  # type: ignore[index]  # the tenant root: its own row only
+    out: dict[Table, str] = {m.__table__: "agency_id" for m in _tenant_models()}
+    out[Agency.__table__] = "id"  # the tenant root: its own row only
     return out
 
 
@@ -131,7 +131,7 @@ class TenantReads:
         values = self._params(params)
         if self._driver is not None:
             sql, order = query.sql_for(_pg_dialect())
-            return await self._driver.fetch(sql, *(values[name] for name in order))  # type: ignore[no-any-return]
+            return await self._driver.fetch(sql, *(values[name] for name in order))
         result = await self._conn.execute(query.statement, values)
         return [row._mapping for row in result]
 

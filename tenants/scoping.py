@@ -19,12 +19,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from sqlalchemy import Table, event, or_, select, text
+from sqlalchemy import ColumnElement, Table, event, or_, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, with_loader_criteria
 from sqlalchemy.sql.util import find_tables
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 
 from services.kit.db import AppSession
 from services.kit.errors import TenantScopeMissing
@@ -190,8 +190,8 @@ def _scoped_model_by_table() -> dict[Table, type[SQLModel]]:
     global _by_table_seen
     registered = len(SQLModel.metadata.tables)
     if _by_table_seen[0] != registered:
-        out: dict[Table, type[SQLModel]] = {m.__table__: m for m in _tenant_models()}  # type: ignore[misc]
-        out[Agency.__table__] = Agency  # type: ignore[index]
+        out: dict[Table, type[SQLModel]] = {m.__table__: m for m in _tenant_models()}
+        out[Agency.__table__] = Agency
         _by_table_seen = (registered, out)
     return _by_table_seen[1]
 
@@ -246,12 +246,12 @@ def _scope_statement(state: ORMExecuteState) -> None:
             )
         elif model is User:
             # Client-scoped principals see the users of their own clients, and themselves.
-            team = select(Membership.user_id).where(
-                Membership.agency_id == agency_id, Membership.client_id.in_(client_ids)
+            team = select(col(Membership.user_id)).where(
+                col(Membership.agency_id) == agency_id, col(Membership.client_id).in_(client_ids)
             )
-            visible = User.id.in_(team)
+            visible: ColumnElement[bool] = col(User.id).in_(team)
             if ctx.user_id is not None:
-                visible = or_(User.id == ctx.user_id, visible)
+                visible = or_(col(User.id) == ctx.user_id, visible)
             options.append(with_loader_criteria(User, visible, include_aliases=True))
     if options:
         state.statement = state.statement.options(*options)
@@ -270,7 +270,7 @@ def _guard_flush(session: Session, _ctx: Any, _instances: Any) -> None:
             if ctx.is_unscoped:
                 continue
             if obj.agency_id is None and obj in session.new:
-                obj.agency_id = ctx.agency_id  # type: ignore[assignment]
+                obj.agency_id = ctx.agency_id
             if obj.agency_id != ctx.agency_id:
                 raise TenantScopeMissing(f"cross-tenant write to {type(obj).__name__}")
             col = type(obj).__client_column__

@@ -146,7 +146,7 @@ def celery_worker_process(mailbox):
     if not BROKER_URL:
         yield None
         return
-    from services.worker import celery_app
+    from services.tasks import celery_app
 
     celery_app.control.purge()
     log = open(_TMP / "worker.log", "w")  # noqa: SIM115
@@ -156,7 +156,7 @@ def celery_worker_process(mailbox):
             "-m",
             "celery",
             "-A",
-            "services.worker:celery_app",
+            "services.tasks:celery_app",
             "worker",
             "--loglevel",
             "INFO",

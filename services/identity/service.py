@@ -399,7 +399,8 @@ async def invite(
         "identity.invitation.deliver",
         principal.agency_id,
         invitation_id=str(inv.id),
-        url=invitation_url(principal.agency_slug or "", token),
+        # The caller gets the link now, so the token exists now: it travels sealed.
+        secrets={"url": invitation_url(principal.agency_slug or "", token)},
     )
     return IssuedInvitation(inv, token)
 
@@ -630,23 +631,25 @@ async def request_password_reset(
         RESETS_PER_HOUR
     ):
         return
-    token = new_token(32)
     row = PasswordReset(
         agency_id=agency.id,
         user_id=user.id,
-        token_hash=sha256_hex(token),
+        # A hash of a token nobody holds: the link is minted when the mail is sent
+        # (mint_password_reset_url), so no job or queue ever carries it.
+        token_hash=sha256_hex(new_token(32)),
         expires_at=now + RESET_TTL,
         requested_ip=ip,
     )
     session.add(row)
     await session.flush()
-    jobs.enqueue(
-        session,
-        "identity.password_reset.deliver",
-        agency.id,
-        reset_id=str(row.id),
-        url=password_reset_url(agency.slug, token),
-    )
+    jobs.enqueue(session, "identity.password_reset.deliver", agency.id, reset_id=str(row.id))
+
+
+def mint_password_reset_url(row: PasswordReset, agency_slug: str) -> str:
+    """The reset link, minted at send time in the delivering task's transaction."""
+    token = new_token(32)
+    row.token_hash = sha256_hex(token)
+    return password_reset_url(agency_slug, token)
 
 
 async def open_password_reset(session: AsyncSession, token: str) -> tuple[PasswordReset, User]:

@@ -1,4 +1,8 @@
-"""Celery entry points for identity."""
+"""Task entry points for identity (listed in services/tasks.py).
+
+The invitation link is sealed in the outbox (the inviter got it in the API response); the
+password-reset link is minted here, at send time, so the outbox holds only the reset's id.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.identity import repository as repo
+from services.identity.service import mint_password_reset_url
 from services.kit import mail
 from services.worker import tenant_task
 
@@ -36,7 +41,7 @@ async def deliver_invitation(session: AsyncSession, invitation_id: str, url: str
 
 
 @tenant_task("identity.password_reset.deliver")
-async def deliver_password_reset(session: AsyncSession, reset_id: str, url: str) -> None:
+async def deliver_password_reset(session: AsyncSession, reset_id: str) -> None:
     from sqlalchemy import select
 
     from services.identity.models import PasswordReset
@@ -50,6 +55,7 @@ async def deliver_password_reset(session: AsyncSession, reset_id: str, url: str)
     agency = await repo.agency(session, row.agency_id)
     if user is None or agency is None:
         return
+    url = mint_password_reset_url(row, agency.slug)
     body = (
         f"Hello{(' ' + user.name) if user.name else ''},\n\n"
         f"Someone (hopefully you) asked to reset the password of your {agency.name} account.\n\n"

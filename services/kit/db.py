@@ -183,5 +183,5 @@ async def dispose_engines() -> None:
     for key in [k for k in _engines if k[0] == pid and k[1] == loop]:
         await _engines.pop(key).dispose()
         _factories.pop(key, None)
-    for key in [k for k in _sync_engines if k[0] == pid]:
-        _sync_engines.pop(key).dispose()
+    for sync_key in [k for k in _sync_engines if k[0] == pid]:
+        _sync_engines.pop(sync_key).dispose()

@@ -14,7 +14,7 @@ from typing import ClassVar
 import anyio
 from sqlalchemy import Text, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import Field
+from sqlmodel import Field, col
 
 from services.kit.models import TenantModel
 from services.kit.types import UTCDateTime, utcnow
@@ -42,7 +42,7 @@ async def recent(session: AsyncSession, limit: int) -> Sequence[OutboundEmail]:
     """The session's tenant's latest messages, newest first."""
     stmt = (
         select(OutboundEmail)
-        .order_by(OutboundEmail.created_at.desc(), OutboundEmail.id.desc())
+        .order_by(col(OutboundEmail.created_at).desc(), col(OutboundEmail.id).desc())
         .limit(limit)
     )
     return (await session.execute(stmt)).scalars().all()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, Table
 from sqlmodel import Field, SQLModel
 
 from services.kit.types import UTCDateTime, utcnow
@@ -39,6 +39,9 @@ class TenantModel(SQLModel):
     __audited__: ClassVar[bool] = True
     # Public id prefix, for audit targets.
     __public_prefix__: ClassVar[str] = ""
+
+    if TYPE_CHECKING:  # set by SQLAlchemy's declarative mapping; SQLModel does not declare it
+        __table__: ClassVar[Table]
 
 
 class Timestamped(SQLModel):

@@ -7,14 +7,22 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from services.kit import ids
 from services.kit.errors import NotFound, ValidationFailed
 
-T = TypeVar("T")
+
+class _Keyed(Protocol):
+    """A row of a keyset page: the cursor ends with its id."""
+
+    @property
+    def id(self) -> Any: ...
+
+
+T = TypeVar("T", bound=_Keyed)
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
 
@@ -67,7 +75,7 @@ def paginate(rows: Sequence[T], limit: int, key: Callable[[T], Any]) -> tuple[li
     value = key(last)
     return page, encode_cursor(
         [value.isoformat() if isinstance(value, datetime) else value, str(last.id)]
-    )  # type: ignore[attr-defined]
+    )
 
 
 def path_id(prefix: str, public_id: str, what: str) -> uuid.UUID:

@@ -13,11 +13,12 @@ from services.kit.errors import Forbidden, InvalidTransition, NotFound, Validati
 from services.kit.schemas import decode_keyset, paginate
 from services.kit.types import utcnow
 from services.records import repository as repo
+from services.records.lifecycle import LIFECYCLE_TRANSITIONS
 from services.records.repository import ClientSort
 from services.records.schemas import ClientCreate, ClientUpdate, normalize_phone
 from tenants import audit
 from tenants.context import TenantContext
-from tenants.models import LIFECYCLE_TRANSITIONS, Client, LifecycleStage
+from tenants.models import Client, LifecycleStage
 from tenants.principal import Principal
 from tenants.reads import Row
 from tenants.roles import Permission, Role
