@@ -4,7 +4,13 @@ client has is the agency's decision."""
 
 from __future__ import annotations
 
-from tests.portal.conftest import Browser
+from tests.portal.conftest import (  # noqa: F401  (fixtures)
+    Browser,
+    csrf_of,
+    make_person,
+    new_browser,
+    owner_browser,
+)
 from tests.scim.conftest import PATCH, USER, assert_scim_error, issue_token
 
 
@@ -134,3 +140,33 @@ async def test_solutions_are_the_agencys_decision(client, make_agency, make_clie
     assert (await client.delete(url, headers=scoped)).status_code == 403
     assert len((await client.get(listing, headers=agency.headers)).json()) == 1
     assert (await client.get(listing, headers=scoped)).status_code == 200  # still readable
+
+
+async def test_solutions_are_the_agencys_decision_in_the_portal_too(
+    client,
+    make_agency,
+    make_client,
+    make_person,  # noqa: F811
+    owner_browser,  # noqa: F811
+):
+    agency = await make_agency()
+    shop = await make_client(agency)
+    rp = await client.post(
+        "/api/v1/oauth-clients",
+        headers=agency.headers,
+        json={"name": "Reviews", "redirect_uris": ["https://rp.example/cb"], "solution": True},
+    )
+    app_id = rp.json()["id"]
+    action = f"/a/{agency.slug}/settings/apps/{app_id}/clients"
+    listing = f"/api/v1/clients/{shop['id']}/solutions"
+    for role, on in (("client_owner", shop["id"]), ("agency_staff", None)):
+        browser, _ = await make_person(agency, role, client_id=on)
+        token = csrf_of((await browser.get(f"/a/{agency.slug}/account")).text)
+        resp = await browser.post(action, {"client_ids": [shop["id"]], "csrf_token": token})
+        assert resp.status_code == 403, (role, resp.status_code)
+        assert (await client.get(listing, headers=agency.headers)).json() == []
+    owner = await owner_browser(agency)
+    token = csrf_of((await owner.get(f"/a/{agency.slug}/settings/apps/{app_id}")).text)
+    resp = await owner.post(action, {"client_ids": [shop["id"]], "csrf_token": token})
+    assert resp.status_code == 303, resp.text[:300]
+    assert len((await client.get(listing, headers=agency.headers)).json()) == 1
