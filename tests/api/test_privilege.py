@@ -4,6 +4,7 @@ client has is the agency's decision."""
 
 from __future__ import annotations
 
+from tests.helpers import grant_as_owner
 from tests.portal.conftest import (  # noqa: F401  (fixtures)
     Browser,
     csrf_of,
@@ -22,28 +23,6 @@ async def _client_key(client, agency, client_id: str, role: str = "client_owner"
     )
     assert resp.status_code == 201, resp.text
     return {"Authorization": f"Bearer {resp.json()['key']}"}
-
-
-async def grant_as_owner(agency, user_id: str, role: str, client_id: str | None) -> str:
-    """Give someone a role as the agency's owner would (the operator acting in the agency)."""
-    from services.identity import service as identity
-    from services.kit import ids
-    from services.kit.db import unit_of_work
-    from tenants.principal import Principal
-    from tenants.roles import Role
-    from tenants.scoping import scope_to
-
-    owner = Principal.acting_in(agency.id, agency.slug, "test: acting as the owner")
-    async with unit_of_work() as session:
-        await scope_to(session, owner)
-        m = await identity.add_membership(
-            session,
-            owner,
-            user_id=ids.decode("usr", user_id),
-            role=Role(role),
-            client_id=ids.decode("cli", client_id) if client_id else None,
-        )
-        return ids.encode("mem", m.id)
 
 
 async def _signs_in(app, agency, password: str) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 
 from fastapi.routing import APIRoute
 
-from tests.api.test_privilege import grant_as_owner
+from tests.helpers import grant_as_owner
 from tests.oauth2.conftest import oidc  # noqa: F401  (fixture)
 from tests.portal.conftest import PASSWORD, Browser, csrf_of, make_person, new_browser  # noqa: F401
 from tests.scim.conftest import ERROR, GROUP, PATCH, USER, issue_token
