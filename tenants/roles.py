@@ -55,6 +55,9 @@ class Permission(StrEnum):
     # admins: every client; staff: their assigned clients (their client scope). Never a client
     # role, and never held while impersonating (see services/identity/impersonation.py).
     CLIENTS_IMPERSONATE = "clients:impersonate"
+    # Choose the solutions a client has (enable, disable): the agency's decision, soon a billed
+    # entitlement. Agency roles only (staff: their assigned clients); never a client role.
+    CLIENTS_SOLUTIONS = "clients:solutions"
 
 
 _CLIENT_OWNER = frozenset(
@@ -79,6 +82,7 @@ _STAFF = frozenset(
         Permission.USERS_READ,
         Permission.USERS_INVITE,
         Permission.CLIENTS_IMPERSONATE,
+        Permission.CLIENTS_SOLUTIONS,
     }
 )
 _ADMIN = frozenset(p for p in Permission if p is not Permission.PLATFORM_AGENCIES)

@@ -84,16 +84,13 @@ async def update_user(
     principal: UsersManage,
     session: DBSession,
 ) -> UserOut:
-    uid = path_id("usr", user_id, "user")
-    user = await repo.user(session, uid)
-    if user is None:
-        raise NotFound("no such user")
-    if body.status is not None and body.status != user.status:
-        user = await service.set_user_status(session, principal, uid, UserStatus(body.status))
-    if body.name is not None:
-        user.name = body.name
-        user.updated_at = utcnow()
-    await session.flush()
+    user = await service.update_user(
+        session,
+        principal,
+        path_id("usr", user_id, "user"),
+        name=body.name,
+        status=UserStatus(body.status) if body.status is not None else None,
+    )
     return UserOut.of(user, list(await repo.memberships_of(session, user.id)))
 
 

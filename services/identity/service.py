@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.identity import access
 from services.identity import repository as repo
 from services.identity.keycache import invalidate_on_commit, last_used, principal_cache
 from services.identity.models import ApiKey, AuthThrottle, Invitation, PasswordReset, UserSession
@@ -40,7 +41,7 @@ from tenants.context import TenantContext
 from tenants.models import Agency, AgencyStatus, Client, Membership, User, UserStatus
 from tenants.principal import Principal
 from tenants.reads import tenant_reads
-from tenants.roles import AGENCY_ROLES, CLIENT_ROLES, Permission, Role, can_grant, permissions_for
+from tenants.roles import AGENCY_ROLES, CLIENT_ROLES, Permission, Role, permissions_for
 from tenants.scoping import scope_to, set_tenant
 
 API_KEY_PREFIX = "sbk"
@@ -137,7 +138,7 @@ async def create_api_key(
         role = role or Role.AGENCY_ADMIN
         if role not in AGENCY_ROLES:
             raise ValidationFailed("an agency-wide key takes an agency role", field="role")
-    _check_grant(principal, role)
+    access.check_grant(principal, role)
     if expires_at is not None and expires_at <= utcnow():
         raise ValidationFailed("expires_at must be in the future", field="expires_at")
     raw, prefix, key_hash = make_api_key(principal.agency_id)
@@ -242,13 +243,6 @@ def check_password_strength(password: str) -> None:
         raise ValidationFailed("the password is too long", field="password")
 
 
-def _check_grant(principal: Principal, role: Role) -> None:
-    if principal.is_operator:
-        return
-    if principal.role is None or not can_grant(principal.role, role):
-        raise Forbidden(f"your role may not grant {role.value}")
-
-
 async def _require_client(session: AsyncSession, client_id: uuid.UUID) -> None:
     from sqlalchemy import select
 
@@ -270,7 +264,7 @@ async def _check_role_target(
         await _require_client(session, client_id)
     elif principal.is_client_scoped:
         raise Forbidden("client-scoped callers may grant roles on their clients only")
-    _check_grant(principal, role)
+    access.check_grant(principal, role)
 
 
 async def add_membership(
@@ -284,6 +278,7 @@ async def add_membership(
     assert principal.agency_id is not None
     if await repo.user(session, user_id) is None:
         raise NotFound("no such user")
+    await access.check_may_act_on(principal, user_id)
     await _check_role_target(session, principal, role, client_id)
     existing = await repo.membership_for(session, user_id, client_id)
     if existing is not None:
@@ -302,8 +297,9 @@ async def change_membership(
         raise NotFound("no such membership")
     if (role in AGENCY_ROLES) != (m.client_id is None):
         raise ValidationFailed("the role does not fit the membership's scope", field="role")
-    _check_grant(principal, Role(m.role))
-    _check_grant(principal, role)
+    await access.check_may_act_on(principal, m.user_id)
+    access.check_grant(principal, Role(m.role))
+    access.check_grant(principal, role)
     if Role(m.role) is Role.AGENCY_OWNER and role is not Role.AGENCY_OWNER:
         await _keep_an_owner(session, m)
     m.role = role
@@ -317,7 +313,8 @@ async def remove_membership(
     m = await repo.membership(session, membership_id)
     if m is None:
         raise NotFound("no such membership")
-    _check_grant(principal, Role(m.role))
+    await access.check_may_act_on(principal, m.user_id)
+    access.check_grant(principal, Role(m.role))
     if Role(m.role) is Role.AGENCY_OWNER:
         await _keep_an_owner(session, m)
     await session.delete(m)
@@ -336,20 +333,36 @@ async def _keep_an_owner(session: AsyncSession, leaving: Membership) -> None:
         raise Conflict("an agency must keep at least one owner")
 
 
-async def set_user_status(
-    session: AsyncSession, principal: Principal, user_id: uuid.UUID, status: UserStatus
+async def update_user(
+    session: AsyncSession,
+    principal: Principal,
+    user_id: uuid.UUID,
+    *,
+    name: str | None = None,
+    status: UserStatus | None = None,
 ) -> User:
+    """Change a person's name or status (disabling signs them out everywhere). Any field is
+    a change of the person: who may make it is `access`'s one rule."""
     user = await repo.user(session, user_id)
     if user is None:
         raise NotFound("no such user")
-    if user.id == principal.user_id and status is UserStatus.DISABLED:
-        raise Conflict("you cannot disable yourself")
-    for m in await repo.memberships_of(session, user.id):
-        _check_grant(principal, Role(m.role))
-    user.status = status
-    if status is UserStatus.DISABLED:
-        await revoke_user_sessions(session, user.id)
-    await session.flush()
+    if name is None and status is None:
+        return user
+    await access.check_may_act_on(principal, user.id)
+    changed = False
+    if status is not None and status != user.status:
+        if user.id == principal.user_id and status is UserStatus.DISABLED:
+            raise Conflict("you cannot disable yourself")
+        user.status = status
+        if status is UserStatus.DISABLED:
+            await revoke_user_sessions(session, user.id)
+        changed = True
+    if name is not None and name != user.name:
+        user.name = name
+        changed = True
+    if changed:
+        user.updated_at = utcnow()
+        await session.flush()
     return user
 
 
@@ -378,6 +391,11 @@ async def invite(
     assert principal.agency_id is not None
     await _check_role_target(session, principal, role, client_id)
     email = normalize_email(email)
+    # An invitation to someone who exists adds a role to them: the same rule as any change,
+    # decided on the agency-wide record (the caller's scope may not show the person).
+    found = await access.user_id_by_email(principal, email)
+    if found is not None:
+        await access.check_may_act_on(principal, found)
     existing = await repo.user_by_email(session, email)
     if existing is not None and await repo.membership_for(session, existing.id, client_id):
         raise Conflict(f"{email} already has a role there", field="email")
@@ -411,6 +429,7 @@ async def revoke_invitation(
     inv = await repo.invitation(session, invitation_id)
     if inv is None:
         raise NotFound("no such invitation")
+    access.check_grant(principal, Role(inv.role))
     if inv.accepted_at is None and inv.revoked_at is None:
         inv.revoked_at = utcnow()
         await session.flush()

@@ -39,6 +39,8 @@ async def issuer_agency(slug: str, session: DBSession) -> Agency:
 
 IssuerAgency = Annotated[Agency, Depends(issuer_agency)]
 OAuthClientsManage = Annotated[Principal, Depends(require(Permission.OAUTH_CLIENTS_MANAGE))]
+# Which solutions a client has is the agency's decision: never a client role's.
+ClientSolutionsManage = Annotated[Principal, Depends(require(Permission.CLIENTS_SOLUTIONS))]
 
 
 def _register_api_tokens() -> None:

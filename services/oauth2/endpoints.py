@@ -23,7 +23,7 @@ from services.kit import ids
 from services.kit.schemas import path_id
 from services.kit.web import DBSession
 from services.oauth2 import service
-from services.oauth2.auth import IssuerAgency, OAuthClientsManage
+from services.oauth2.auth import ClientSolutionsManage, IssuerAgency, OAuthClientsManage
 from services.oauth2.schemas import (
     ClientSolutionOut,
     OAuthClientCreate,
@@ -36,7 +36,7 @@ from services.portal import security
 from services.portal.auth import CsrfChecked, MaybeSignedIn, PortalAgency, SignedIn
 from services.portal.rendering import error_page, page
 from services.portal.routing import PortalRoute
-from services.records.auth import ClientsRead, ClientsUpdate
+from services.records.auth import ClientsRead
 from services.settings import get_settings
 from tenants.models import Agency
 from tenants.principal import Principal
@@ -428,7 +428,7 @@ async def list_client_solutions(
     tags=["clients"],
 )
 async def enable_client_solution(
-    client_id: str, solution_id: str, principal: ClientsUpdate, session: DBSession
+    client_id: str, solution_id: str, principal: ClientSolutionsManage, session: DBSession
 ) -> Response:
     """Enable a solution (a relying party registered with `solution: true`) for a client: its
     people see it in the portal and may sign in to it. Idempotent."""
@@ -445,7 +445,7 @@ async def enable_client_solution(
     tags=["clients"],
 )
 async def disable_client_solution(
-    client_id: str, solution_id: str, principal: ClientsUpdate, session: DBSession
+    client_id: str, solution_id: str, principal: ClientSolutionsManage, session: DBSession
 ) -> Response:
     cid = path_id("cli", client_id, "client")
     await service.disable_solution(session, cid, path_id("oac", solution_id, "solution"))

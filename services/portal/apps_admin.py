@@ -38,7 +38,7 @@ from tenants.roles import Permission
 router = APIRouter(prefix="/a/{slug}", route_class=PortalRoute, include_in_schema=False)
 
 AppsManage = Annotated[Principal, Depends(require(Permission.OAUTH_CLIENTS_MANAGE))]
-SolutionsEnable = Annotated[Principal, Depends(require(Permission.CLIENTS_UPDATE))]
+SolutionsEnable = Annotated[Principal, Depends(require(Permission.CLIENTS_SOLUTIONS))]
 
 TEXT_FIELDS = ("name", "description", "initiate_login_uri")
 LIST_FIELDS = ("redirect_uris", "post_logout_redirect_uris")

@@ -395,14 +395,6 @@ async def groups_of(
     return out
 
 
-async def owner_ids(session: AsyncSession) -> set[uuid.UUID]:
-    """The agency's owners, active or not."""
-    stmt = select(Membership.user_id).where(
-        Membership.role == Role.AGENCY_OWNER, Membership.client_id.is_(None)
-    )
-    return set((await session.execute(stmt)).scalars().all())
-
-
 # ---- groups ----------------------------------------------------------------------------------
 
 

@@ -1,11 +1,12 @@
 """SCIM use cases: tokens, the directory's view of users and groups, and the rules that keep
 provisioning safe. No HTTP here.
 
-The directory is authoritative for the people it provisions, so group membership changes
-made through SCIM do not go through the human "may grant" rule (a token is issued by an
-agency owner or admin). Two things stay out of its reach: the agency owners (the "Agency
-owners" group is read-only, and an owner cannot be deactivated or deleted by SCIM) and the
-built-in groups themselves (they follow the agency's roles and clients).
+Every write to a person or a role goes through the one rule of `services.identity.access`,
+with the directory acting at an admin's rank (a token is issued by an agency owner or admin).
+So two things stay out of its reach: the agency owners (every write to an owner, PUT, PATCH,
+DELETE or a change of their built-in groups, is a 403, and the "Agency owners" group is
+read-only) and the built-in groups themselves (they follow the agency's roles and clients).
+Directory groups are the directory's own records and grant nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from scim2_models import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.identity import access
 from services.identity import repository as identity_repo
 from services.identity import service as identity
 from services.kit import ids
@@ -132,7 +134,7 @@ async def resolve_token(session: AsyncSession, agency: Agency, raw: str) -> Prin
         permissions=frozenset(),
         api_key_id=token.id,  # the actor of every audit entry the directory causes
         label=f"SCIM token {token.name}"[:320],
-        extra={"credential": "scim_token"},
+        extra={"credential": access.DIRECTORY_CREDENTIAL},
     )
     await scope_to(session, principal)
     return principal
@@ -337,6 +339,7 @@ async def create_user(session: AsyncSession, principal: Principal, resource: s.U
         raise UniquenessException(detail=f"a user with userName {fields.user_name} exists")
     if existing is not None and prior is not None:
         # The directory deleted this person earlier and provisions them again.
+        await access.check_may_act_on(principal, existing.id)
         user, profile = existing, prior
         profile.deleted_at = None
         user.password_hash = None
@@ -373,6 +376,7 @@ async def replace_user(
     if row is None:
         raise NotFoundException(detail="no such user")
     user, profile = row
+    await access.check_may_act_on(principal, user.id)
     fields = user_fields(resource)
     if fields.user_name != user.email:
         other = await identity_repo.user_by_email(session, fields.user_name)
@@ -447,15 +451,7 @@ async def _apply_user(
         user.updated_at = utcnow()
 
 
-async def _protect_owner(session: AsyncSession, user: User, what: str) -> None:
-    if user.id in await repo.owner_ids(session):
-        raise ForbiddenException(
-            detail=f"agency owners are managed in Switchboard; the directory cannot {what} them"
-        )
-
-
 async def _deactivate(session: AsyncSession, principal: Principal, user: User, action: str) -> None:
-    await _protect_owner(session, user, "deactivate")
     user.status = UserStatus.DISABLED
     revoked = await identity.revoke_user_sessions(session, user.id)
     audit.record(
@@ -476,7 +472,7 @@ async def delete_user(session: AsyncSession, principal: Principal, user_id: uuid
     if row is None:
         raise NotFoundException(detail="no such user")
     user, profile = row
-    await _protect_owner(session, user, "delete")
+    await access.check_may_act_on(principal, user.id)
     if UserStatus(user.status) is UserStatus.ACTIVE:
         await _deactivate(session, principal, user, "scim.user.deactivated")
     for m in await identity_repo.memberships_of(session, user.id):
@@ -687,6 +683,9 @@ async def _sync_members(
         raise ForbiddenException(
             detail="the Agency owners group is managed in Switchboard, not by the directory"
         )
+    access.check_grant(principal, role)
+    for uid in [*added, *removed]:  # a built-in group's members are roles: changes of people
+        await access.check_may_act_on(principal, uid)
     for uid in added:
         await grant(session, uid, role, group.client_id)
     for uid in removed:
@@ -700,15 +699,11 @@ async def grant(
     """Give a user `role` (at agency scope, or on one client) because the directory says so.
 
     A person has one role per scope, so joining "Agency admins" moves a staff member out of
-    "Agency staff"; an owner's role is never changed here."""
+    "Agency staff". The caller has checked the person and the role (`access`): an owner's
+    role is never changed here."""
     assert (role in AGENCY_ROLES) == (client_id is None) and role in AGENCY_ROLES | CLIENT_ROLES
     existing = await identity_repo.membership_for(session, user_id, client_id)
     if existing is not None:
-        if Role(existing.role) is Role.AGENCY_OWNER:
-            raise ForbiddenException(
-                detail="agency owners are managed in Switchboard; the directory cannot "
-                "change their role"
-            )
         if Role(existing.role) is not role:
             existing.role = role
         return existing
@@ -723,8 +718,6 @@ async def withdraw(
 ) -> None:
     existing = await identity_repo.membership_for(session, user_id, client_id)
     if existing is not None and Role(existing.role) is role:
-        if role is Role.AGENCY_OWNER:
-            raise ForbiddenException(detail="the directory cannot remove an agency owner")
         await session.delete(existing)
 
 
@@ -822,6 +815,7 @@ async def patch_user(
     if_match: str | None,
 ) -> UserState:
     current = user_resource(await get_user(session, user_id), principal.agency_slug or "")
+    await access.check_may_act_on(principal, user_id)  # even a PATCH that changes nothing
     check_version(current, if_match)
     patched = current.model_copy(deep=True)
     if not patch.patch(patched, s.POLICY):

@@ -121,7 +121,8 @@ async def test_invitation_validation(client, make_agency, make_client):
         ({"email": "nope", "role": "agency_staff"}, 422),
         ({"email": "a@example.com", "role": "wizard"}, 422),
         ({"email": "a@example.com", "role": "client_owner", "client_id": "cli_zzz"}, 404),
-        ({"email": agency.owner_email, "role": "agency_admin"}, 409),
+        ({"email": agency.owner_email, "role": "agency_admin"}, 403),  # an admin key: no owners
+        ({"email": agency.owner_email, "role": "client_member", "client_id": shop["id"]}, 403),
     ]
     for body, status in cases:
         resp = await client.post("/api/v1/invitations", headers=agency.headers, json=body)
@@ -141,16 +142,23 @@ async def test_memberships_and_last_owner(client, make_agency, make_client):
     )
     assert demote.status_code == 403  # an admin key may not touch an owner
     await _owner_cannot_leave_agency_ownerless(agency, owner_membership)
-    add = await client.post(
+    to_owner = await client.post(
         "/api/v1/memberships",
         headers=agency.headers,
         json={"user_id": owner["id"], "role": "client_member", "client_id": shop["id"]},
+    )
+    assert to_owner.status_code == 403  # nor give an owner another role
+    person = await _provisioned_person(client, agency)
+    add = await client.post(
+        "/api/v1/memberships",
+        headers=agency.headers,
+        json={"user_id": person, "role": "client_member", "client_id": shop["id"]},
     )
     assert add.status_code == 201
     dup = await client.post(
         "/api/v1/memberships",
         headers=agency.headers,
-        json={"user_id": owner["id"], "role": "client_owner", "client_id": shop["id"]},
+        json={"user_id": person, "role": "client_owner", "client_id": shop["id"]},
     )
     assert dup.status_code == 409
     changed = await client.patch(
@@ -179,6 +187,22 @@ async def test_staff_key_cannot_grant_above_itself(client, make_agency):
     assert (
         await client.post("/api/v1/api-keys", headers=headers, json={"name": "x"})
     ).status_code == 403
+
+
+async def _provisioned_person(client, agency) -> str:
+    """Someone with no role yet (provisioned by the agency's directory); their public id."""
+    token = await client.post("/api/v1/scim-tokens", headers=agency.headers, json={"name": "d"})
+    assert token.status_code == 201, token.text
+    resp = await client.post(
+        f"/a/{agency.slug}/scim/v2/Users",
+        headers={"Authorization": f"Bearer {token.json()['token']}"},
+        json={
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": f"person@{agency.slug}.example",
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    return str(resp.json()["id"])
 
 
 async def _owner_cannot_leave_agency_ownerless(agency, membership_public_id):

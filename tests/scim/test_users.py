@@ -231,7 +231,7 @@ async def test_delete_disables_signs_out_and_hides(make_scim, client):
     assert again["active"] is True and "groups" not in again
 
 
-async def test_owners_cannot_be_deactivated_or_deleted_by_the_directory(make_scim):
+async def test_owners_are_out_of_the_directorys_reach(make_scim):
     scim = await make_scim()
     found = await scim.get("/Users", params={"filter": f'userName eq "{scim.agency.owner_email}"'})
     owner = found.json()["Resources"][0]
@@ -244,11 +244,12 @@ async def test_owners_cannot_be_deactivated_or_deleted_by_the_directory(make_sci
     assert_scim_error(resp, 403)
     still = (await scim.get(f"/Users/{owner['id']}")).json()
     assert still["active"] is True
-    # The directory may still keep an owner's name up to date.
+    # Nor change anything else of an owner: the name included (issue 7).
     resp = await scim.patch(
         f"/Users/{owner['id']}", {"op": "replace", "path": "name.givenName", "value": "Olga"}
     )
-    assert resp.status_code == 200 and resp.json()["name"]["givenName"] == "Olga"
+    assert_scim_error(resp, 403)
+    assert (await scim.get(f"/Users/{owner['id']}")).json() == still
 
 
 async def test_if_match(make_scim):
