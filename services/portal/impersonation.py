@@ -343,13 +343,8 @@ async def sign_out_staff(request: Request, agency: Agency, session: AsyncSession
     staff_token = impersonation.open_return(agency.id, row.impersonation_id, _return_blob(request))
     staff_row = await impersonation.session_row(session, staff_token or "")
     imp = await impersonation.by_id(session, row.impersonation_id)
-    if (
-        staff_row is not None
-        and imp is not None
-        and staff_row.user_id == imp.actor_user_id
-        and staff_row.revoked_at is None
-    ):
-        staff_row.revoked_at = utcnow()
+    if staff_row is not None and imp is not None and staff_row.user_id == imp.actor_user_id:
+        await identity.end_sessions(session, [staff_row], reason=identity.SIGNED_OUT)
 
 
 def clear_return(response: Response, slug: str) -> None:
