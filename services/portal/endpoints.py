@@ -90,10 +90,13 @@ async def login_page(
     principal: MaybeSignedIn,
     session: DBSession,
     next: Text = "",
+    reauth: Text = "",
 ) -> Response:
     target = security.safe_next(next, agency.slug)
-    if principal is not None:
+    if principal is not None and reauth != "1":
         return security.see_other(target or portal.landing(principal, f"/a/{agency.slug}"))
+    # reauth=1 (an app asked for a fresh sign-in, OpenID Connect prompt=login): the form, and
+    # the session this browser holds stays until the new sign-in succeeds and replaces it.
     return page(
         request,
         "login.html",
@@ -101,6 +104,7 @@ async def login_page(
             "email": "",
             "next": target or "",
             "error": None,
+            "reauth": principal is not None,
             "upstream": await upstream.enabled_providers(session, agency),
         },
     )
@@ -165,7 +169,7 @@ async def _after_sign_in(
     session the browser held before (`previous`) ends: the new sign-in replaces it."""
     slug = agency.slug
     if previous and previous != token:
-        await identity.end_session_by_token(session, agency, previous, reason="replaced")
+        await identity.end_session_by_token(session, agency, previous, reason=identity.REPLACED)
     if await mfa.has_second_factor(session, user.id):
         response = security.see_other(
             f"/a/{slug}/login/verify" + (f"?next={quote(target, safe='/')}" if target else "")
