@@ -657,8 +657,9 @@ def password_reset_url(agency_slug: str, token: str) -> str:
 async def request_password_reset(
     session: AsyncSession, agency: Agency, email: str, *, ip: str | None
 ) -> None:
-    """E-mail a reset link if an active account has this address. The caller's answer is the
-    same either way (no account oracle); at most a few links an hour per person."""
+    """Ask for a reset link. The request does the same work whatever the address (an audit
+    event and a queued job: no account oracle in the answer or its timing); the job looks
+    the address up and e-mails a link if an active account has it (`issue_password_reset`)."""
     email = normalize_email(email)
     audit.record(
         session,
@@ -667,6 +668,15 @@ async def request_password_reset(
         target_type="user",
         data={"email": email[:320]},
     )
+    jobs.enqueue(session, "identity.password_reset.request", agency.id, email=email[:320], ip=ip)
+
+
+async def issue_password_reset(
+    session: AsyncSession, agency: Agency, email: str, *, ip: str | None
+) -> None:
+    """(In the job.) E-mail a reset link if an active account has this address; at most a
+    few links an hour per person."""
+    email = normalize_email(email)
     user = await repo.user_by_email(session, email)
     if user is None or user.status != UserStatus.ACTIVE:
         return
