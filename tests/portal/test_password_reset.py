@@ -130,6 +130,8 @@ async def test_forgot_does_the_same_work_for_known_and_unknown_addresses(
     async with unit_of_work() as session:
         await set_tenant(session, TenantContext.for_agency(agency.id))
         queued = (await session.execute(select(JobOutbox.task))).scalars().all()
-    assert [t for t in queued if "password_reset" in t] == ["identity.password_reset.request"] * 2
+    # one request job per address (a worker may already have run the known one's and queued
+    # its delivery)
+    assert queued.count("identity.password_reset.request") == 2
     await wait_for_jobs(lambda: len(mailbox.to(agency.owner_email)) == 1)
     assert mailbox.to(f"ghost@{agency.slug}.example") == []
