@@ -261,7 +261,8 @@ def serve(
         port=port,
         workers=workers,
         access_log=False,
-        proxy_headers=True,
+        # X-Forwarded-* only from the proxies SWITCHBOARD_FORWARDED_ALLOW_IPS names.
+        **get_settings().uvicorn_proxy_options,  # type: ignore[arg-type]
         log_level=get_settings().log_level.lower(),
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -60,11 +61,58 @@ class Settings(BaseSettings):
     # "starttls" upgrades a plain connection; "tls" connects with TLS (port 465); "none".
     smtp_security: Literal["none", "starttls", "tls"] = "none"
     static_dir: Path = Field(default_factory=lambda: Path(__file__).parent / "portal" / "static")
+    # The reverse proxies / load balancers whose X-Forwarded-For and X-Forwarded-Proto are
+    # believed (uvicorn's forwarded_allow_ips): comma-separated addresses or networks of YOUR
+    # proxy. Empty: no proxy is trusted, the connecting peer is the client. The address a
+    # trusted proxy forwards is what sign-in throttling and the audit log see, so "*" (trust
+    # every peer) lets any client choose it: refused in production unless
+    # `forwarded_allow_any` says that nothing but the proxy can reach the app.
+    forwarded_allow_ips: str = ""
+    forwarded_allow_any: bool = False
 
     @field_validator("database_url")
     @classmethod
     def _strip(cls, v: str) -> str:
         return v.strip()
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxy_addresses(cls, v: str) -> str:
+        items = [item.strip() for item in v.split(",") if item.strip()]
+        for item in items:
+            if item == "*":
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"SWITCHBOARD_FORWARDED_ALLOW_IPS: {item!r} is not an IP address or network "
+                    "(give your proxy's addresses, comma-separated, e.g. 10.0.0.5,10.1.0.0/16)"
+                ) from None
+        return ",".join(items)
+
+    @model_validator(mode="after")
+    def _refuse_any_proxy_in_production(self) -> Settings:
+        if (
+            self.env == "production"
+            and "*" in self.forwarded_allow_ips.split(",")
+            and not self.forwarded_allow_any
+        ):
+            raise ValueError(
+                "SWITCHBOARD_FORWARDED_ALLOW_IPS='*' believes X-Forwarded-For from anyone, so "
+                "any client picks the address throttling and the audit log see. Name your "
+                "proxy's addresses, or set SWITCHBOARD_FORWARDED_ALLOW_ANY=true if nothing but "
+                "the proxy can reach the app."
+            )
+        return self
+
+    @property
+    def uvicorn_proxy_options(self) -> dict[str, object]:
+        """What `switchboard serve` passes to uvicorn: proxy headers only from the proxies
+        named in `forwarded_allow_ips` (none when it is empty)."""
+        if not self.forwarded_allow_ips:
+            return {"proxy_headers": False}
+        return {"proxy_headers": True, "forwarded_allow_ips": self.forwarded_allow_ips}
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:

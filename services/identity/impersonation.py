@@ -278,13 +278,15 @@ async def end(session: AsyncSession, imp: Impersonation, *, how: str) -> bool:
     includes the client. Returns False when it had already ended."""
     if imp.ended_at is not None:
         return False
+    from services.identity.service import IMPERSONATION_ENDED, end_sessions
+
     now = utcnow()
     imp.ended_at = min(now, imp.expires_at)
     if imp.session_id is not None:
         stmt = select(UserSession).where(UserSession.id == imp.session_id)
         row = (await session.execute(stmt)).scalar_one_or_none()
-        if row is not None and row.revoked_at is None:
-            row.revoked_at = now
+        if row is not None:
+            await end_sessions(session, [row], reason=IMPERSONATION_ENDED)
     audit.record(
         session,
         "impersonation.ended",

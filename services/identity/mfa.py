@@ -233,8 +233,10 @@ async def pending_sign_in(
 
 async def complete_sign_in(
     session: AsyncSession, agency: Agency, token: str, code: str, *, ip: str | None
-) -> User:
-    """Accept the second factor for a half-open session. Throttled like passwords."""
+) -> tuple[User, str]:
+    """Accept the second factor for a half-open session. Throttled like passwords. The
+    half-open session ends and a new one is opened (a new id at the privilege change):
+    returns (user, the new session's cookie token)."""
     pending = await pending_sign_in(session, agency, token)
     if pending is None:
         raise NotFound("this sign-in has expired; start again")
@@ -248,7 +250,7 @@ async def complete_sign_in(
             session, "auth.mfa_failed", agency_id=agency.id, target_type="user", target_id=user.id
         )
         raise Unauthorized("that code is not right")
-    row.mfa_pending = False
+    fresh = await identity.rotate_session(session, agency, row, user)
     for key in keys:
         await repo.clear_throttle(session, key)
     audit.record(
@@ -260,4 +262,4 @@ async def complete_sign_in(
         data={"method": method},
     )
     await session.flush()
-    return user
+    return user, fresh

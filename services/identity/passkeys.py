@@ -508,8 +508,9 @@ async def complete_sign_in(
     *,
     state: str,
     credential: object,
-) -> User:
-    """Accept a passkey as the second factor of a half-open (`mfa_pending`) session."""
+) -> tuple[User, str]:
+    """Accept a passkey as the second factor of a half-open (`mfa_pending`) session: like
+    `mfa.complete_sign_in`, a new session replaces it; returns (user, its cookie token)."""
     pending = await mfa.pending_sign_in(session, agency, token)
     if pending is None:
         raise NotFound("this sign-in has expired; start again")
@@ -552,7 +553,7 @@ async def complete_sign_in(
         rows=rows,
         ceremony=SECOND_FACTOR,
     )
-    row.mfa_pending = False
+    fresh = await identity.rotate_session(session, agency, row, user)
     for key in keys:
         await repo.clear_throttle(session, key)
     audit.record(
@@ -564,7 +565,7 @@ async def complete_sign_in(
         data={"method": "passkey", "passkey_id": pk.id},
     )
     await session.flush()
-    return user
+    return user, fresh
 
 
 async def sign_in(

@@ -4,9 +4,10 @@ memberships and invitations. No HTTP here; endpoints and the portal call these."
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,7 +24,9 @@ from services.kit.crypto import (
     hash_password,
     new_token,
     password_needs_rehash,
+    seal,
     sha256_hex,
+    unseal,
     verify_password,
 )
 from services.kit.errors import (
@@ -471,17 +474,56 @@ async def accept_invitation(
 THROTTLE_WINDOW = timedelta(minutes=15)
 # Failures before a key is slowed down. The low limit applies to one e-mail from one address,
 # so an attacker elsewhere cannot cheaply lock a person out; the e-mail-wide limit stops a
-# distributed guess; the address-wide one stops stuffing many accounts from one place.
-THRESHOLDS = {"acct-ip": 5, "acct": 50, "ip": 20, "mfa": 5}
+# distributed guess; the address-wide one stops stuffing many accounts from one place. A
+# browser the person signed in with before ("dev", see the device tokens below) is judged by
+# its own failures only.
+THRESHOLDS = {"acct-ip": 5, "acct": 50, "ip": 20, "mfa": 5, "dev": 5}
 FIRST_LOCK = timedelta(seconds=30)
 MAX_LOCK = timedelta(minutes=15)
 
 
-def _throttle_keys(email: str, ip: str | None) -> list[str]:
+def _throttle_keys(email: str, ip: str | None, device_id: str | None = None) -> list[str]:
+    if device_id is not None:  # a known browser: its own counter, not the account's
+        return [f"dev:{device_id}"]
     keys = [f"acct:{email}"]
     if ip:
         keys += [f"acct-ip:{email}|{ip}", f"ip:{ip}"]
     return keys
+
+
+# ---- device tokens (OWASP "Slow Down Online Guessing Attacks with Device Cookies") ----------
+#
+# A browser that completed a sign-in gets a device token: {user, random device id, issued at},
+# sealed (AES-256-GCM, services.kit.crypto) to the agency, so it cannot be forged, read or
+# moved to another agency. A password sign-in that presents a valid token of the same person
+# is counted and locked under `dev:<device id>` only: an attacker's failures elsewhere, which
+# lock the account for unknown browsers, do not lock that person's own browser out. Each
+# successful sign-in issues a fresh token (a new device id).
+
+DEVICE_TTL = timedelta(days=180)
+_DEVICE_PURPOSE = "device-token"
+
+
+def issue_device_token(agency_id: uuid.UUID, user_id: uuid.UUID) -> str:
+    payload = {"u": user_id.hex, "d": new_token(16), "t": int(utcnow().timestamp())}
+    sealed = seal(json.dumps(payload).encode(), purpose=_DEVICE_PURPOSE, context=str(agency_id))
+    return sealed.rstrip("=")  # cookie-safe: "v1:" + base64url without padding
+
+
+def trusted_device(agency_id: uuid.UUID, user_id: uuid.UUID, token: str) -> str | None:
+    """The device id of a valid, unexpired token issued to `user_id` in this agency."""
+    if not token or len(token) > 400:
+        return None
+    padded = token + "=" * (-len(token.partition(":")[2]) % 4)
+    try:
+        payload = json.loads(unseal(padded, purpose=_DEVICE_PURPOSE, context=str(agency_id)))
+        issued = datetime.fromtimestamp(int(payload["t"]), tz=utcnow().tzinfo)
+        owner, device_id = str(payload["u"]), str(payload["d"])
+    except Exception:  # tampered, another agency, another key, not ours
+        return None
+    if owner != user_id.hex or utcnow() - issued > DEVICE_TTL:
+        return None
+    return device_id
 
 
 async def refuse_if_throttled(
@@ -547,16 +589,19 @@ async def sign_in(
     password: str,
     ip: str | None,
     user_agent: str | None,
+    device: str = "",
 ) -> tuple[User, str]:
     """Check a password and open a server-side session. Returns (user, cookie token).
 
     Unknown e-mail and wrong password cost the same (one argon2 verification each) and give
-    the same answer; repeated failures are slowed down per e-mail and per address.
+    the same answer; repeated failures are slowed down per e-mail and per address, or, for a
+    browser holding this person's device token (`device`), per device only.
     """
     email = normalize_email(email)
-    keys = _throttle_keys(email, ip)
-    rows = await refuse_if_throttled(session, agency, keys, email)
     user = await repo.user_by_email(session, email)
+    device_id = trusted_device(agency.id, user.id, device) if user is not None else None
+    keys = _throttle_keys(email, ip, device_id)
+    rows = await refuse_if_throttled(session, agency, keys, email)
     ok = verify_password(user.password_hash if user else None, password)
     if user is None or not ok or user.status != UserStatus.ACTIVE:
         await count_failure(session, agency, keys, rows)
@@ -569,7 +614,7 @@ async def sign_in(
             data={"email": email[:320]},
         )
         raise Unauthorized("the e-mail or password is not right")
-    for key in keys[:2]:  # this person's counters; the address keeps its own
+    for key in keys[:2]:  # this person's (or device's) counters; the address keeps its own
         await repo.clear_throttle(session, key)
     assert user.password_hash is not None
     if password_needs_rehash(user.password_hash):
@@ -632,8 +677,9 @@ def password_reset_url(agency_slug: str, token: str) -> str:
 async def request_password_reset(
     session: AsyncSession, agency: Agency, email: str, *, ip: str | None
 ) -> None:
-    """E-mail a reset link if an active account has this address. The caller's answer is the
-    same either way (no account oracle); at most a few links an hour per person."""
+    """Ask for a reset link. The request does the same work whatever the address (an audit
+    event and a queued job: no account oracle in the answer or its timing); the job looks
+    the address up and e-mails a link if an active account has it (`issue_password_reset`)."""
     email = normalize_email(email)
     audit.record(
         session,
@@ -642,6 +688,15 @@ async def request_password_reset(
         target_type="user",
         data={"email": email[:320]},
     )
+    jobs.enqueue(session, "identity.password_reset.request", agency.id, email=email[:320], ip=ip)
+
+
+async def issue_password_reset(
+    session: AsyncSession, agency: Agency, email: str, *, ip: str | None
+) -> None:
+    """(In the job.) E-mail a reset link if an active account has this address; at most a
+    few links an hour per person."""
+    email = normalize_email(email)
     user = await repo.user_by_email(session, email)
     if user is None or user.status != UserStatus.ACTIVE:
         return
@@ -751,6 +806,59 @@ async def resolve_browser_session(
     return principal
 
 
+# ---- how a browser session ends -----------------------------------------------------------
+
+# Why a session ended (the `reason` of end_sessions).
+SIGNED_OUT = "signed_out"  # the person signed out (portal, RP-initiated logout)
+REVOKED = "revoked"  # revoked from elsewhere: "sign out everywhere", disabled, reset, SCIM
+ROTATED = "rotated"  # replaced by a new session id at a privilege change (second factor)
+REPLACED = "replaced"  # the browser signed in again (prompt=login, another account)
+IMPERSONATION_ENDED = "impersonation_ended"  # the "view as" it carried is over
+
+
+async def end_sessions(
+    session: AsyncSession, rows: Iterable[UserSession], *, reason: str
+) -> list[UserSession]:
+    """THE one place a browser session ends: every sign-out, revocation and rotation passes
+    here (hook what must follow a session's end, e.g. back-channel logout, into this
+    function). Returns the sessions that were still live and are ended now."""
+    now = utcnow()
+    ended = [row for row in rows if row.revoked_at is None]
+    for row in ended:
+        row.revoked_at = now
+    if ended:
+        await session.flush()
+    return ended
+
+
+async def rotate_session(
+    session: AsyncSession, agency: Agency, row: UserSession, user: User
+) -> str:
+    """A privilege change (the second factor accepted): the session id changes. The old row
+    ends, a new full session with the same browser facts takes its place; returns its cookie
+    token."""
+    await end_sessions(session, [row], reason=ROTATED)
+    return await open_session(session, agency, user, ip=row.ip, user_agent=row.user_agent)
+
+
+async def end_session_by_token(
+    session: AsyncSession, agency: Agency, token: str, *, reason: str
+) -> None:
+    """End the session behind a cookie value, if it is still live (a new sign-in replacing
+    what the browser held). An impersonation session ends its impersonation too."""
+    await set_tenant(session, TenantContext.for_agency(agency.id))
+    row = await repo.session_by_hash(session, sha256_hex(token)) if token else None
+    if row is None or row.revoked_at is not None:
+        return
+    if row.impersonation_id is not None:
+        from services.identity import impersonation
+
+        imp = await impersonation.by_id(session, row.impersonation_id)
+        if imp is not None and await impersonation.end(session, imp, how=impersonation.SIGNED_OUT):
+            return
+    await end_sessions(session, [row], reason=reason)
+
+
 async def sign_out(session: AsyncSession, principal: Principal) -> None:
     if principal.session_id is None:
         return
@@ -759,8 +867,8 @@ async def sign_out(session: AsyncSession, principal: Principal) -> None:
     row = (
         await session.execute(select(UserSession).where(UserSession.id == principal.session_id))
     ).scalar_one_or_none()
-    if row is not None and row.revoked_at is None:
-        row.revoked_at = utcnow()
+    if row is not None:
+        await end_sessions(session, [row], reason=SIGNED_OUT)
     if row is not None and row.impersonation_id is not None:
         from services.identity import impersonation
 
@@ -790,10 +898,7 @@ async def revoke_user_sessions(session: AsyncSession, user_id: uuid.UUID) -> int
         .scalars()
         .all()
     )
-    now = utcnow()
-    for row in rows:
-        row.revoked_at = now
-    return len(rows)
+    return len(await end_sessions(session, rows, reason=REVOKED))
 
 
 def require(principal: Principal, permission: Permission) -> None:

@@ -40,6 +40,19 @@ async def deliver_invitation(session: AsyncSession, invitation_id: str, url: str
     )
 
 
+@tenant_task("identity.password_reset.request")
+async def request_password_reset(session: AsyncSession, email: str, ip: str | None) -> None:
+    """A reset asked for on the forgot-password page (every well-formed address lands here,
+    so the page does the same work for all): the link is issued only for an account."""
+    from services.identity import service
+    from tenants.scoping import current_tenant
+
+    ctx = current_tenant(session)
+    agency = await repo.agency(session, ctx.agency_id) if ctx and ctx.agency_id else None
+    if agency is not None:
+        await service.issue_password_reset(session, agency, email, ip=ip)
+
+
 @tenant_task("identity.password_reset.deliver")
 async def deliver_password_reset(session: AsyncSession, reset_id: str) -> None:
     from sqlalchemy import select

@@ -223,12 +223,14 @@ async def _authorize_response(
         else:
             target = service.authorize_path(agency.slug, outcome.request)
         safe = security.safe_next(target, agency.slug)
+        query = {"next": safe} if safe else {}
+        if outcome.reauthenticate and principal is not None:
+            # The form even for a signed-in browser; its session lives on until a new sign-in
+            # succeeds (which replaces it): a link from anywhere cannot sign anyone out.
+            query["reauth"] = "1"
         response.headers["location"] = f"/a/{agency.slug}/login" + (
-            f"?{urlencode({'next': safe})}" if safe else ""
+            f"?{urlencode(query)}" if query else ""
         )
-        if outcome.end_session and principal is not None:
-            await service.end_browser_session(session, principal)
-            security.clear_session_cookie(response, agency.slug)
         return response
     response = page(
         request,

@@ -14,6 +14,7 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
@@ -280,8 +281,10 @@ class ErrorPage:
 class NeedsLogin:
     # The authorization request to resume once the person has signed in.
     request: list[tuple[str, str]]
-    # prompt=login or max_age exceeded: the current browser session ends first.
-    end_session: bool = False
+    # prompt=login, max_age exceeded, someone else hinted: the sign-in form is shown even to
+    # a signed-in browser. Its session is NOT ended here (a cross-site link could send any
+    # browser here): a successful new sign-in replaces it.
+    reauthenticate: bool = False
 
 
 @dataclass
@@ -364,6 +367,10 @@ def _authorize(
         if "none" in prompts:
             return fail(LoginRequiredError)
         return NeedsLogin(_request_pairs(snap, drop_prompt="login"))
+    wanted_after = _reauth_after(data.get(REAUTH_AFTER))
+    if wanted_after is not None and end_user.auth_time < wanted_after:
+        # prompt=login asked, and this browser has not signed in since: ask again
+        return NeedsLogin(_request_pairs(snap), reauthenticate=True)
     hint = (data.get("login_hint") or "").strip().lower()
     if hint and decision is None:
         signed_in_as = repo.user(ctx.session, end_user.user_id)
@@ -372,14 +379,17 @@ def _authorize(
             # than hand it whoever happens to be signed in to this browser.
             if "none" in prompts:
                 return fail(LoginRequiredError, "A different person is signed in.")
-            return NeedsLogin(_request_pairs(snap, drop_hint=True), end_session=True)
+            return NeedsLogin(_request_pairs(snap, drop_hint=True), reauthenticate=True)
     if client.row.solution and not repo.may_use_solution(
         ctx.session, client.row.id, end_user.user_id
     ):
         return fail(AccessDeniedError, "Your business does not have this solution.")
     if decision is None:
         if "login" in prompts:
-            return NeedsLogin(_request_pairs(snap, drop_prompt="login"), end_session=True)
+            # Resumed without prompt=login (no loop) but with the time the sign-in must follow.
+            pairs = _request_pairs(snap, drop_prompt="login")
+            pairs.append((REAUTH_AFTER, str(int(utcnow().timestamp() * 1000))))
+            return NeedsLogin(pairs, reauthenticate=True)
         max_age = data.get("max_age")
         if max_age is not None:
             if not max_age.isdigit() or len(max_age) > 10:
@@ -387,7 +397,7 @@ def _authorize(
             if (utcnow() - end_user.auth_time).total_seconds() > int(max_age):
                 if "none" in prompts:
                     return fail(LoginRequiredError)
-                return NeedsLogin(_request_pairs(snap), end_session=True)
+                return NeedsLogin(_request_pairs(snap), reauthenticate=True)
         if "consent" in prompts or not _consented(ctx, client, end_user, scopes):
             if "none" in prompts:
                 return fail(ConsentRequiredError)
@@ -432,6 +442,18 @@ def _remember_consent(
         found.scopes = sorted(set(found.scopes) | set(scopes))
         found.updated_at = utcnow()
     ctx.session.flush()
+
+
+# prompt=login, honoured: the resumed request carries the time (ms since the epoch) the
+# browser's sign-in must be newer than. Only ever asks for more: a request naming a time
+# cannot skip a sign-in, it can only ask for one.
+REAUTH_AFTER = "sb_reauth_after"
+
+
+def _reauth_after(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value.isdigit() or len(value) > 15:
+        return None
+    return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
 
 
 def _request_pairs(
@@ -517,11 +539,6 @@ async def logout(
             await identity.sign_out(session, principal)
             outcome.signed_out = True
     return outcome
-
-
-async def end_browser_session(session: AsyncSession, principal: Principal) -> None:
-    """prompt=login / max_age: the current browser session ends before signing in again."""
-    await identity.sign_out(session, principal)
 
 
 # ---- relying parties (the agency's API) -------------------------------------------------------

@@ -90,10 +90,13 @@ async def login_page(
     principal: MaybeSignedIn,
     session: DBSession,
     next: Text = "",
+    reauth: Text = "",
 ) -> Response:
     target = security.safe_next(next, agency.slug)
-    if principal is not None:
+    if principal is not None and reauth != "1":
         return security.see_other(target or portal.landing(principal, f"/a/{agency.slug}"))
+    # reauth=1 (an app asked for a fresh sign-in, OpenID Connect prompt=login): the form, and
+    # the session this browser holds stays until the new sign-in succeeds and replaces it.
     return page(
         request,
         "login.html",
@@ -101,6 +104,7 @@ async def login_page(
             "email": "",
             "next": target or "",
             "error": None,
+            "reauth": principal is not None,
             "upstream": await upstream.enabled_providers(session, agency),
         },
     )
@@ -125,6 +129,7 @@ async def login(request: Request, agency: PublicAgency, session: DBSession) -> R
                 password=password[:1024],
                 ip=request.client.host if request.client else None,
                 user_agent=request.headers.get("user-agent"),
+                device=security.device_cookie(request),
             )
         except Unauthorized:
             error = "That e-mail and password do not match an account. Check both and try again."
@@ -144,7 +149,9 @@ async def login(request: Request, agency: PublicAgency, session: DBSession) -> R
             },
             status=status,
         )
-    return await _after_sign_in(session, agency, user, token, target)
+    return await _after_sign_in(
+        session, agency, user, token, target, previous=security.session_cookie(request)
+    )
 
 
 async def _after_sign_in(
@@ -154,10 +161,15 @@ async def _after_sign_in(
     token: str,
     target: str | None,
     flash: str | None = None,
+    *,
+    previous: str = "",
 ) -> Response:
     """Set the session cookie and go on: to the code prompt when a second factor is owed,
-    else to where the person was going."""
+    else to where the person was going (and the browser is a known device from now on). The
+    session the browser held before (`previous`) ends: the new sign-in replaces it."""
     slug = agency.slug
+    if previous and previous != token:
+        await identity.end_session_by_token(session, agency, previous, reason=identity.REPLACED)
     if await mfa.has_second_factor(session, user.id):
         response = security.see_other(
             f"/a/{slug}/login/verify" + (f"?next={quote(target, safe='/')}" if target else "")
@@ -166,6 +178,7 @@ async def _after_sign_in(
         principal = await identity.principal_for_user(session, user, agency)
         destination = target or portal.landing(principal, f"/a/{slug}")
         response = security.see_other(destination, slug, flash)
+        security.set_device_cookie(response, slug, identity.issue_device_token(agency.id, user.id))
     security.set_session_cookie(response, slug, token)
     return response
 
@@ -190,7 +203,7 @@ async def mfa_verify(request: Request, agency: PublicAgency, session: DBSession)
     token = security.session_cookie(request) or ""
     code = forms._text(form, "code")[:40]
     try:
-        user = await mfa.complete_sign_in(
+        user, fresh = await mfa.complete_sign_in(
             session, agency, token, code, ip=request.client.host if request.client else None
         )
     except NotFound:
@@ -211,7 +224,12 @@ async def mfa_verify(request: Request, agency: PublicAgency, session: DBSession)
             status=429 if throttled else 401,
         )
     principal = await identity.principal_for_user(session, user, agency)
-    return security.see_other(target or portal.landing(principal, f"/a/{agency.slug}"))
+    response = security.see_other(target or portal.landing(principal, f"/a/{agency.slug}"))
+    security.set_session_cookie(response, agency.slug, fresh)  # a new session id
+    security.set_device_cookie(
+        response, agency.slug, identity.issue_device_token(agency.id, user.id)
+    )
+    return response
 
 
 # ---- the signed-in person's own account ---------------------------------------------------------
@@ -754,7 +772,13 @@ async def accept_invitation(
     if view.has_account:
         try:
             user, cookie = await identity.sign_in(
-                session, agency, email=view.email, password=password[:1024], ip=ip, user_agent=agent
+                session,
+                agency,
+                email=view.email,
+                password=password[:1024],
+                ip=ip,
+                user_agent=agent,
+                device=security.device_cookie(request),
             )
         except Unauthorized:
             errors["password"] = "That is not the password of your account."  # noqa: S105
@@ -785,7 +809,9 @@ async def accept_invitation(
                 status=422,
             )
         )
-    return await _after_sign_in(session, agency, user, cookie, None, flash="welcome")
+    return await _after_sign_in(
+        session, agency, user, cookie, None, "welcome", previous=security.session_cookie(request)
+    )
 
 
 # ---- password reset ------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ viewed, and keeps the staff member's own session token in `sb_imp_return`: seale
 scoped to the agency's portal like the session cookie. The staff session stays valid
 meanwhile, but no request can use it: the browser only presents the impersonation session.
 "End now" (`POST /impersonation/end`) and the end of the time (`GET /impersonation/over`,
-where every request of an impersonation session that stopped working is sent) end the
+where every request of an impersonation session that stopped working is sent; with no such
+session behind the cookie it changes nothing, so a cross-site link cannot sign anyone out) end the
 impersonation, open the sealed token, check that it is still a live session of the same
 staff member, and put it back; otherwise the browser goes to the sign-in page. Signing out
 while viewing ends the impersonation and signs the staff session out as well.
@@ -316,9 +317,13 @@ async def over(request: Request, agency: Agency, session: AsyncSession) -> Respo
         else None
     )
     if imp is None:
-        response = security.see_other(f"/a/{agency.slug}/login", agency.slug)
-        security.clear_session_cookie(response, agency.slug)
-        _clear_return(response, agency.slug)
+        # No view to end. A GET (a link on any site can send one) never signs out: whatever
+        # session the browser holds stays, and the portal's entry page takes it from there.
+        response = security.see_other(f"/a/{agency.slug}/", agency.slug)
+        if row is not None and row.impersonation_id is not None:
+            security.clear_session_cookie(response, agency.slug)  # dead, its view gone
+        if _return_blob(request):
+            _clear_return(response, agency.slug)
         return response
     if await identity.resolve_browser_session(session, agency, token) is not None:
         return security.see_other(f"/a/{agency.slug}/", agency.slug)  # still running: nothing to do
@@ -343,13 +348,8 @@ async def sign_out_staff(request: Request, agency: Agency, session: AsyncSession
     staff_token = impersonation.open_return(agency.id, row.impersonation_id, _return_blob(request))
     staff_row = await impersonation.session_row(session, staff_token or "")
     imp = await impersonation.by_id(session, row.impersonation_id)
-    if (
-        staff_row is not None
-        and imp is not None
-        and staff_row.user_id == imp.actor_user_id
-        and staff_row.revoked_at is None
-    ):
-        staff_row.revoked_at = utcnow()
+    if staff_row is not None and imp is not None and staff_row.user_id == imp.actor_user_id:
+        await identity.end_sessions(session, [staff_row], reason=identity.SIGNED_OUT)
 
 
 def clear_return(response: Response, slug: str) -> None:

@@ -308,7 +308,7 @@ async def second_factor(request: Request, agency: PublicAgency, session: DBSessi
     target = security.safe_next(body.get("next"), agency.slug)
     token = security.session_cookie(request)
     try:
-        user = await passkeys.complete_sign_in(
+        user, fresh = await passkeys.complete_sign_in(
             session, agency, token, state=_state(request), credential=body.get("credential")
         )
     except NotFound as exc:
@@ -317,7 +317,12 @@ async def second_factor(request: Request, agency: PublicAgency, session: DBSessi
         )
     except (Unauthorized, TooManyAttempts) as exc:
         return _error(agency.slug, exc)
-    return _answer(agency.slug, 200, redirect=await _landing(session, agency, user, target))
+    response = _answer(agency.slug, 200, redirect=await _landing(session, agency, user, target))
+    security.set_session_cookie(response, agency.slug, fresh)  # a new session id
+    security.set_device_cookie(
+        response, agency.slug, identity.issue_device_token(agency.id, user.id)
+    )
+    return response
 
 
 # ---- password-less -----------------------------------------------------------------------------
@@ -349,6 +354,12 @@ async def passwordless(request: Request, agency: PublicAgency, session: DBSessio
         )
     except (Unauthorized, TooManyAttempts) as exc:
         return _error(agency.slug, exc)
+    previous = security.session_cookie(request)
+    if previous:  # the new sign-in replaces what this browser held
+        await identity.end_session_by_token(session, agency, previous, reason=identity.REPLACED)
     response = _answer(agency.slug, 200, redirect=await _landing(session, agency, user, target))
     security.set_session_cookie(response, agency.slug, token)
+    security.set_device_cookie(
+        response, agency.slug, identity.issue_device_token(agency.id, user.id)
+    )
     return response

@@ -122,6 +122,33 @@ def clear_session_cookie(response: Response, slug: str) -> None:
     )
 
 
+# ---- device cookie (identity.service device tokens: a browser that signed in before) -------
+
+DEVICE_COOKIE = "sb_device"
+_DEVICE_RE = re.compile(r"^v1:[A-Za-z0-9_-]{40,380}$")
+
+
+def device_cookie(request: Request) -> str:
+    value = request.cookies.get(DEVICE_COOKIE, "")
+    return value if _DEVICE_RE.match(value) else ""
+
+
+def set_device_cookie(response: Response, slug: str, token: str) -> None:
+    """Long-lived (it outlives sessions and sign-outs: it only says "this browser signed in
+    as this person before"), HttpOnly, SameSite=Lax, Secure on https."""
+    from services.identity.service import DEVICE_TTL
+
+    response.set_cookie(
+        DEVICE_COOKIE,
+        token,
+        max_age=int(DEVICE_TTL.total_seconds()),
+        path=cookie_path(slug),
+        httponly=True,
+        samesite="lax",
+        secure=get_settings().secure_cookies,
+    )
+
+
 # ---- flash messages (a fixed vocabulary: nothing a cookie could inject is ever shown) ------
 
 FLASHES: dict[str, tuple[str, str]] = {

@@ -156,7 +156,14 @@ async def callback(
             f"Too many failed sign-ins. For your security, {exc.detail.split('; ')[-1]}.",
             429,
         )
-    response = await _after_sign_in(session, agency, done.user, done.token, done.next)
+    response = await _after_sign_in(
+        session,
+        agency,
+        done.user,
+        done.token,
+        done.next,
+        previous=security.session_cookie(request),
+    )
     return _drop_state(response, agency.slug)
 
 

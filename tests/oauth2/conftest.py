@@ -101,10 +101,19 @@ class OIDC:
         return b
 
     async def sign_in(
-        self, b: httpx.AsyncClient, agency, email=None, password=None, next_url: str | None = None
+        self,
+        b: httpx.AsyncClient,
+        agency,
+        email=None,
+        password=None,
+        next_url: str | None = None,
+        reauth: bool = False,
     ) -> httpx.Response:
         url = f"/a/{agency.slug}/login"
-        page = await b.get(url, params={"next": next_url} if next_url else None)
+        params = {"next": next_url} if next_url else {}
+        if reauth:  # the form a signed-in browser gets when an app asks for a fresh sign-in
+            params["reauth"] = "1"
+        page = await b.get(url, params=params or None)
         assert page.status_code == 200, page.text[:300]
         form = {
             "email": email or agency.owner_email,

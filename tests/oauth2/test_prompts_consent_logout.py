@@ -102,16 +102,39 @@ async def test_prompt_login_forces_a_fresh_sign_in(oidc, make_agency):
     assert resp.status_code == 303 and resp.headers["location"].startswith(
         f"/a/{agency.slug}/login?next="
     )
-    assert b.cookies.get("sb_session") is None  # the old session ended
-    # the old session is dead server-side too
+    assert query_of(resp.headers["location"])["reauth"] == "1"
+    # a link from anywhere can send a browser here: the session is NOT ended by it
+    assert b.cookies.get("sb_session") == old_cookie
+    assert (await b.get(f"/a/{agency.slug}/clients")).status_code == 200
+    next_url = query_of(resp.headers["location"])["next"]
+    # going on without signing in again does not skip the fresh sign-in
+    skipped = await b.get(next_url)
+    assert skipped.status_code == 303 and "/login?" in skipped.headers["location"]
+    assert query_of(skipped.headers["location"])["reauth"] == "1"
+    form = await b.get(f"/a/{agency.slug}/login", params={"next": next_url, "reauth": "1"})
+    assert form.status_code == 200 and "sign in again" in form.text
+
+    # the new sign-in succeeds: it replaces the old session, which is dead server-side
+    await oidc.sign_in(b, agency, next_url=next_url, reauth=True)
+    assert b.cookies.get("sb_session") not in (None, old_cookie)
     stale = oidc.browser()
     stale.cookies.set("sb_session", old_cookie, path=f"/a/{agency.slug}/")
     assert (await stale.get(f"/a/{agency.slug}/clients")).status_code == 303
-
-    next_url = query_of(resp.headers["location"])["next"]
-    await oidc.sign_in(b, agency, next_url=next_url)
     back = await b.get(next_url)  # no second prompt=login loop
     assert "code" in query_of(resumed(back))
+
+
+async def test_a_request_naming_an_old_reauth_time_skips_nothing(oidc, make_agency):
+    """The resumed request's sign-in time can only ask for a sign-in, never skip one."""
+    agency = await make_agency()
+    rp = await oidc.register(agency, first_party=True)
+    b = await oidc.signed_in_browser(agency)
+    resp = await oidc.authorize(b, rp, sb_reauth_after="1")  # long before: nothing asked
+    assert resp.status_code == 302 and "code" in query_of(resp.headers["location"])
+    future = str(int((utcnow() + timedelta(days=1)).timestamp() * 1000))
+    resp = await oidc.authorize(b, rp, sb_reauth_after=future)
+    assert resp.status_code == 303 and "/login?" in resp.headers["location"]
+    assert await _session_is_alive(oidc, b, agency)
 
 
 async def test_max_age(oidc, make_agency, monkeypatch):
@@ -132,7 +155,7 @@ async def test_max_age(oidc, make_agency, monkeypatch):
     monkeypatch.undo()
 
     next_url = query_of(stale.headers["location"])["next"]
-    await oidc.sign_in(b, agency, next_url=next_url)
+    await oidc.sign_in(b, agency, next_url=next_url, reauth=True)
     back = await b.get(next_url)
     code = query_of(resumed(back))["code"]
     tokens = (await oidc.exchange(rp, code)).json()
@@ -238,11 +261,30 @@ async def test_login_hint_for_someone_else_asks_to_sign_in_again(oidc, make_agen
     # prompt=none with someone else hinted: login_required, back to the app
     quiet = await oidc.authorize(b, rp, login_hint="maria@elsewhere.example", prompt="none")
     assert query_of(quiet.headers["location"])["error"] == "login_required"
-    # otherwise: the portal session ends and the sign-in page comes, the hint not resumed
+    # otherwise: the sign-in page comes (the session lives until a new sign-in replaces it),
+    # the hint not resumed
+    before = b.cookies.get("sb_session")
     other = await oidc.authorize(b, rp, login_hint="maria@elsewhere.example")
     assert other.status_code == 303 and "/login?next=" in other.headers["location"]
-    assert b.cookies.get("sb_session") is None
+    assert b.cookies.get("sb_session") == before and await _session_is_alive(oidc, b, agency)
     next_url = query_of(other.headers["location"])["next"]
-    await oidc.sign_in(b, agency, next_url=next_url)
+    await oidc.sign_in(b, agency, next_url=next_url, reauth=True)
+    assert b.cookies.get("sb_session") != before
     back = await b.get(next_url)  # the person chose to sign in as themselves: no loop
     assert "code" in query_of(resumed(back))
+
+
+async def test_a_bare_cross_site_logout_request_signs_nobody_out(oidc, make_agency):
+    """RP-initiated logout may come as a GET from anywhere: without a valid id_token_hint it
+    only asks; the sign-out itself is the confirmation form (POST with its token)."""
+    agency = await make_agency()
+    rp = await oidc.register(agency)
+    b = await oidc.signed_in_browser(agency)
+    cross_site = {"referer": "https://evil.example/", "sec-fetch-site": "cross-site"}
+    for params in ({}, {"client_id": rp.id}, {"post_logout_redirect_uri": LOGOUT_REDIRECT}):
+        resp = await b.get(f"/a/{agency.slug}/oauth2/logout", params=params, headers=cross_site)
+        assert resp.status_code == 200 and "Sign out?" in resp.text, (params, resp.status_code)
+        assert "sb_session" not in resp.headers.get("set-cookie", "")
+        assert await _session_is_alive(oidc, b, agency)
+    no_token = await b.post(f"/a/{agency.slug}/oauth2/logout", data={"client_id": rp.id})
+    assert no_token.status_code == 403 and await _session_is_alive(oidc, b, agency)

@@ -254,3 +254,26 @@ async def test_a_client_user_signs_in_and_out(client, make_agency, make_client, 
         )
     ).json()["items"]
     assert len(events) == 1
+
+
+async def test_no_cross_site_get_signs_anyone_out(make_agency, owner_browser):
+    """Sign-out is a POST with the form token; a link or an <img> on another site cannot
+    end a session."""
+    agency = await make_agency()
+    b = await owner_browser(agency)
+    base = f"/a/{agency.slug}"
+    cross_site = {"referer": "https://evil.example/", "sec-fetch-site": "cross-site"}
+    # the end of a "view as" with no view running: nothing to end, the session stays
+    over = await b.get(f"{base}/impersonation/over", headers=cross_site)
+    assert over.status_code == 303
+    assert "sb_session" not in over.headers.get("set-cookie", "")
+    assert (await b.get(f"{base}/clients")).status_code == 200
+    # the sign-out routes take no GET
+    for path in ("/logout", "/account/sessions/revoke", "/impersonation/end"):
+        resp = await b.get(base + path, headers=cross_site)
+        assert resp.status_code == 405, (path, resp.status_code)
+        assert (await b.get(f"{base}/clients")).status_code == 200
+    # ... and no POST without the form's token
+    forged = await b.post(f"{base}/logout", {}, headers={"origin": "https://evil.example"})
+    assert forged.status_code == 403
+    assert (await b.get(f"{base}/clients")).status_code == 200

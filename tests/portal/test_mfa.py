@@ -197,3 +197,35 @@ async def test_policy_is_set_on_the_settings_page(make_agency, owner_browser):
     )
     assert page.status_code == 200 and saved.status_code == 303
     assert (await owner.get(f"/a/{agency.slug}/clients")).status_code == 303  # now owed
+
+
+def _session_of(browser, slug: str) -> str:
+    return browser.http.cookies.get("sb_session", path=f"/a/{slug}/")
+
+
+async def test_completing_the_second_factor_issues_a_new_session_id(
+    make_agency, owner_browser, new_browser
+):
+    agency = await make_agency()
+    owner = await owner_browser(agency)
+    totp, _ = await _enrol(owner, agency.slug)
+
+    b = new_browser()
+    await b.sign_in(agency.slug, agency.owner_email, agency.owner_password)
+    half_open = _session_of(b, agency.slug)
+    good = await b.submit(
+        f"/a/{agency.slug}/login/verify",
+        f"/a/{agency.slug}/login/verify",
+        {"code": _next_code(totp)},
+    )
+    assert good.status_code == 303
+    signed_in = _session_of(b, agency.slug)
+    assert signed_in and signed_in != half_open  # the id changed with the privilege
+    assert (await b.get(f"/a/{agency.slug}/clients")).status_code == 200
+    # the half-open id (e.g. planted by an attacker before the sign-in) is worth nothing now
+    planted = new_browser()
+    planted.http.cookies.set("sb_session", half_open, path=f"/a/{agency.slug}/")
+    assert (await planted.get(f"/a/{agency.slug}/clients")).status_code == 303
+    assert (
+        (await planted.get(f"/a/{agency.slug}/login/verify")).headers["location"].endswith("/login")
+    )

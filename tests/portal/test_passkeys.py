@@ -390,6 +390,7 @@ async def test_a_challenge_works_once(make_agency, owner_browser, new_browser):
     ok = await _json(d, f"/a/{slug}/login/verify/passkey", token, {"credential": assertion})
     assert ok.status_code == 200
     d.http.cookies.jar.set_cookie(state)
+    token = await _token(d, f"/a/{slug}/account")  # the session id changed: a new form token
     replay = await _json(d, f"/a/{slug}/login/verify/passkey", token, {"credential": assertion})
     assert replay.status_code == 401 and replay.json()["redirect"] == f"/a/{slug}/login"
 
@@ -705,3 +706,23 @@ async def test_pages_load_the_script_and_hide_the_buttons_without_it(
     assert re.search(r'<script src="/static/js/passkeys\.js\?v=\w+" defer></script>', html)
     assert "<div data-passkey-supported hidden>" in html
     assert "onclick" not in html and "<script>" not in html
+
+
+async def test_a_passkey_second_factor_issues_a_new_session_id(
+    make_agency, owner_browser, new_browser
+):
+    agency = await make_agency()
+    slug = agency.slug
+    owner = await owner_browser(agency)
+    auth = SoftAuthenticator()
+    assert (await register(owner, slug, auth))[0].status_code == 200
+    b = new_browser()
+    await b.sign_in(slug, agency.owner_email, agency.owner_password)
+    half_open = _cookie(b, "sb_session").value
+    done, _ = await second_factor(b, slug, auth)
+    assert done.status_code == 200, done.text
+    assert _cookie(b, "sb_session").value != half_open
+    assert await _signed_in(b, slug)
+    planted = new_browser()
+    planted.http.cookies.set("sb_session", half_open, path=f"/a/{slug}/")
+    assert not await _signed_in(planted, slug)

@@ -89,3 +89,49 @@ async def test_reset_lifts_a_lockout_and_links_are_rate_limited(make_agency, new
     assert (await b.get(link)).status_code in (404, 410)  # older links died with it
     again = await new_browser().sign_in(agency.slug, agency.owner_email, "fresh-password-9")
     assert again.status_code == 303  # the lockout is lifted
+
+
+async def test_forgot_does_the_same_work_for_known_and_unknown_addresses(
+    make_agency, new_browser, mailbox
+):
+    """No account oracle in the timing either: the request runs the very same statements and
+    queues the same job whether or not the address has an account (the lookup, and the mail,
+    happen in the job)."""
+    from sqlalchemy import event, select
+
+    from services.kit.db import get_engine, unit_of_work
+    from services.kit.jobs import JobOutbox
+    from tenants.context import TenantContext
+    from tenants.scoping import set_tenant
+
+    agency = await make_agency()
+    b = new_browser()
+    url = f"/a/{agency.slug}/forgot"
+    token = await b.csrf(url)
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    async def work_for(email: str) -> list[str]:
+        statements.clear()
+        engine = get_engine().sync_engine
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            resp = await b.post(url, {"email": email, "csrf_token": token})
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        assert resp.status_code == 200 and "is on its way" in resp.text
+        return list(statements)
+
+    known = await work_for(agency.owner_email)
+    unknown = await work_for(f"ghost@{agency.slug}.example")
+    assert known and known == unknown
+    async with unit_of_work() as session:
+        await set_tenant(session, TenantContext.for_agency(agency.id))
+        queued = (await session.execute(select(JobOutbox.task))).scalars().all()
+    # one request job per address (a worker may already have run the known one's and queued
+    # its delivery)
+    assert queued.count("identity.password_reset.request") == 2
+    await wait_for_jobs(lambda: len(mailbox.to(agency.owner_email)) == 1)
+    assert mailbox.to(f"ghost@{agency.slug}.example") == []

@@ -120,3 +120,122 @@ async def test_unknown_email_and_wrong_password_look_and_cost_the_same(
         await b.sign_in(agency.slug, f"nobody@{agency.slug}.example", "x-x-x-x-x-x")
     locked = await b.sign_in(agency.slug, f"nobody@{agency.slug}.example", "x-x-x-x-x-x")
     assert locked.status_code == 429  # unknown e-mails are throttled too: no oracle
+
+
+# ---- known devices (OWASP "Slow Down Online Guessing Attacks with Device Cookies") ------------
+
+
+async def _fail_from(app, agency, address: str, times: int, email: str | None = None) -> None:
+    from tests.portal.conftest import csrf_of
+
+    attacker = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, client=(address, 4000)),
+        base_url="http://testserver",
+    )
+    try:
+        page = await attacker.get(f"/a/{agency.slug}/login")
+        for _ in range(times):
+            resp = await attacker.post(
+                f"/a/{agency.slug}/login",
+                data={
+                    "email": email or agency.owner_email,
+                    "password": "guess-guess-1",
+                    "csrf_token": csrf_of(page.text),
+                },
+            )
+            assert resp.status_code in (401, 429)
+    finally:
+        await attacker.aclose()
+
+
+async def _lock_account(agency) -> None:
+    """The state 50 failures from 10 addresses leave: the account key locked (written
+    directly, the attack itself is in the test above)."""
+    from datetime import timedelta
+
+    from services.identity.models import AuthThrottle
+    from services.kit.db import unit_of_work
+    from services.kit.types import utcnow
+    from tenants.context import TenantContext
+    from tenants.scoping import set_tenant
+
+    async with unit_of_work() as session:
+        await set_tenant(session, TenantContext.for_agency(agency.id))
+        session.add(
+            AuthThrottle(
+                agency_id=agency.id,
+                key=f"acct:{agency.owner_email}",
+                lock_count=1,
+                locked_until=utcnow() + timedelta(minutes=5),
+            )
+        )
+
+
+async def test_a_distributed_attack_does_not_lock_out_a_known_browser(
+    app, make_agency, new_browser
+):
+    agency = await make_agency()
+    victim = new_browser()
+    first = await victim.sign_in(agency.slug, agency.owner_email, agency.owner_password)
+    assert first.status_code == 303
+    device = first.headers.get("set-cookie", "")
+    assert "sb_device=" in device, device
+    cookie = next(c for c in first.headers.get_list("set-cookie") if c.startswith("sb_device="))
+    attrs = cookie.lower()
+    assert "httponly" in attrs and "samesite=lax" in attrs and f"path=/a/{agency.slug}/" in attrs
+    assert "max-age=" in attrs and int(attrs.split("max-age=")[1].split(";")[0]) >= 30 * 86400
+    await victim.submit(f"/a/{agency.slug}/account", f"/a/{agency.slug}/logout", {})
+
+    # 50 failures spread over 10 addresses lock the account for every unknown browser ...
+    for n in range(10):
+        await _fail_from(app, agency, f"198.51.100.{n + 1}", 5)
+    stranger = new_browser()
+    refused = await stranger.sign_in(agency.slug, agency.owner_email, agency.owner_password)
+    assert refused.status_code == 429
+    # ... but the browser the owner signed in with before is judged by its own failures only
+    back = await victim.sign_in(agency.slug, agency.owner_email, agency.owner_password)
+    assert back.status_code == 303, back.text[:300]
+    assert (await victim.get(f"/a/{agency.slug}/clients")).status_code == 200
+
+
+async def test_a_known_browser_is_locked_by_its_own_failures(app, make_agency, new_browser):
+    agency = await make_agency()
+    b = new_browser()
+    assert (
+        await b.sign_in(agency.slug, agency.owner_email, agency.owner_password)
+    ).status_code == 303
+    await b.submit(f"/a/{agency.slug}/account", f"/a/{agency.slug}/logout", {})
+    for _ in range(5):
+        assert (
+            await b.sign_in(agency.slug, agency.owner_email, "wrong-wrong-1")
+        ).status_code == 401
+    locked = await b.sign_in(agency.slug, agency.owner_email, agency.owner_password)
+    assert locked.status_code == 429
+    # only that device: the account itself is not locked for another browser
+    other = new_browser()
+    assert (
+        await other.sign_in(agency.slug, agency.owner_email, agency.owner_password)
+    ).status_code == 303
+    await _unlock(agency.id)
+    assert (
+        await b.sign_in(agency.slug, agency.owner_email, agency.owner_password)
+    ).status_code == 303
+
+
+async def test_a_device_cookie_only_vouches_for_its_own_person_and_cannot_be_forged(
+    app, make_agency, new_browser, make_person
+):
+    agency = await make_agency()
+    staff, _ = await make_person(agency, "agency_staff")  # signed in: holds a device cookie
+    staff_device = staff.http.cookies.get("sb_device", path=f"/a/{agency.slug}/")
+    assert staff_device
+    await _lock_account(agency)
+    # the staff member's device cookie does not vouch for the owner
+    borrowed = new_browser()
+    borrowed.http.cookies.set("sb_device", staff_device, path=f"/a/{agency.slug}/")
+    refused = await borrowed.sign_in(agency.slug, agency.owner_email, agency.owner_password)
+    assert refused.status_code == 429
+    forged = new_browser()
+    forged.http.cookies.set("sb_device", staff_device[:-4] + "AAAA", path=f"/a/{agency.slug}/")
+    refused = await forged.sign_in(agency.slug, agency.owner_email, agency.owner_password)
+    assert refused.status_code == 429
