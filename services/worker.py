@@ -30,7 +30,12 @@ from tenants.scoping import set_tenant, unscoped
 log = structlog.get_logger("switchboard.worker")
 T = TypeVar("T")
 
-TASK_MODULES = ["services.worker", "services.identity.tasks", "services.retention"]
+TASK_MODULES = [
+    "services.worker",
+    "services.identity.tasks",
+    "services.oauth2.tasks",
+    "services.retention",
+]
 
 
 class Queue:
@@ -143,7 +148,9 @@ def tenant_task(name: str, *, max_retries: int = 5) -> Callable[[TaskFn], TaskFn
 
 def run_in_process(name: str, message: dict[str, Any]) -> None:
     """Embedded default: run a queued job on a local thread (no broker)."""
-    import services.identity.tasks  # noqa: F401  (registers the tasks)
+    # Importing a task module registers its tasks.
+    import services.identity.tasks
+    import services.oauth2.tasks  # noqa: F401
 
     fn = _REGISTRY[name]
     kwargs = dict(message)

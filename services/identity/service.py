@@ -737,8 +737,8 @@ async def sign_out(session: AsyncSession, principal: Principal) -> None:
     row = (
         await session.execute(select(UserSession).where(UserSession.id == principal.session_id))
     ).scalar_one_or_none()
-    if row is not None and row.revoked_at is None:
-        row.revoked_at = utcnow()
+    if row is not None:
+        await end_sessions(session, [row])
     if row is not None and row.impersonation_id is not None:
         from services.identity import impersonation
 
@@ -768,10 +768,22 @@ async def revoke_user_sessions(session: AsyncSession, user_id: uuid.UUID) -> int
         .scalars()
         .all()
     )
+    return await end_sessions(session, rows)
+
+
+async def end_sessions(session: AsyncSession, rows: Sequence[UserSession]) -> int:
+    """The one place portal sessions end (sign-out, sign out everywhere, a password reset, a
+    person disabled): each is revoked, and the provider revokes the tokens issued in it and
+    tells the apps signed in with it (OpenID Connect Back-Channel Logout, after the commit).
+    Returns how many were still open."""
+    from services.oauth2 import backchannel  # lazy: the provider imports identity at load
+
     now = utcnow()
-    for row in rows:
+    ended = [row for row in rows if row.revoked_at is None]
+    for row in ended:
         row.revoked_at = now
-    return len(rows)
+    await backchannel.sessions_ended(session, ended)
+    return len(ended)
 
 
 def require(principal: Principal, permission: Permission) -> None:

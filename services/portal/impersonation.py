@@ -349,7 +349,7 @@ async def sign_out_staff(request: Request, agency: Agency, session: AsyncSession
         and staff_row.user_id == imp.actor_user_id
         and staff_row.revoked_at is None
     ):
-        staff_row.revoked_at = utcnow()
+        await identity.end_sessions(session, [staff_row])
 
 
 def clear_return(response: Response, slug: str) -> None:
