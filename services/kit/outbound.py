@@ -47,11 +47,13 @@ def private_allowed() -> bool:
 def address_allowed(ip: IPAddress) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    if ip.is_multicast or ip.is_unspecified or ip.is_link_local or ip.is_reserved:
+    if ip.is_multicast or ip.is_unspecified or ip.is_link_local:
         return False
     if ip.is_global:
         return True
-    return private_allowed() and (ip.is_loopback or ip.is_private)
+    if ip.is_loopback or ip.is_private:  # (::1 is also in a "reserved" block: ask this first)
+        return private_allowed()
+    return False  # reserved, shared address space, documentation ranges
 
 
 def _literal(host: str) -> IPAddress | None:
