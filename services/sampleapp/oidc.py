@@ -313,7 +313,9 @@ class RelyingParty:
         `iat`, `exp`, the logout event, `sub` and/or `sid`, `jti`, and no `nonce` (a logout
         token must never be mistaken for an ID token, nor the reverse). Replays (`jti`) are
         the caller's to refuse."""
-        if isinstance(raw, str) and unverified_part(raw, 0).get("typ") != LOGOUT_TOKEN_TYP:
+        if not isinstance(raw, str) or len(raw) > MAX_JWT_CHARS or raw.count(".") != 2:
+            raise SignInError("The logout token is not a signed JWT.")
+        if unverified_part(raw, 0).get("typ") != LOGOUT_TOKEN_TYP:
             raise SignInError(f"The logout token's typ is not {LOGOUT_TOKEN_TYP}.")
         claims = await self._verified_claims(raw, "logout token")
         s = self.settings
