@@ -168,7 +168,7 @@ async def test_discovery_advertises_back_channel_logout(client, make_agency):
 @pytest.mark.parametrize(
     ("uri", "reason"),
     [
-        ("http://rp.example/bc", "https"),
+        ("http://rp.example/bc", "must use https"),
         ("https://rp.example/bc#frag", "fragment"),
         ("https://user:pw@rp.example/bc", "user name"),
         ("/bc", "absolute"),
@@ -184,7 +184,9 @@ async def test_registration_refuses_urls_we_may_not_fetch(client, make_agency, u
     resp = await client.post("/api/v1/oauth-clients", headers=agency.headers, json=body)
     assert resp.status_code == 422, resp.text
     assert resp.headers["content-type"] == "application/problem+json"
-    assert "backchannel_logout_uri" in resp.text and reason in resp.text
+    errors = resp.json()["errors"]
+    assert [e["field"] for e in errors] == ["backchannel_logout_uri"], errors
+    assert errors[0]["type"] == "value_error" and reason in errors[0]["message"], errors
 
 
 async def test_registration_and_update_keep_the_metadata(client, make_agency):

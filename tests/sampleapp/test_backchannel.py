@@ -16,11 +16,12 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from services.sampleapp.oidc import LOGOUT_EVENT
 from tests.helpers import wait_for_jobs
 from tests.live import served
 from tests.oauth2.conftest import csrf_of
 from tests.sampleapp.test_sampleapp import SAMPLE, Browser, World, claims_of
+
+LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
 
 @pytest.fixture
