@@ -18,7 +18,8 @@ async def deliver_backchannel_logout(
 ) -> None:
     """One logout token to one relying party (OpenID Connect Back-Channel Logout)."""
     tenant = current_tenant(session)
-    agency = await identity_repo.agency(session, tenant.agency_id) if tenant else None
+    agency_id = tenant.agency_id if tenant is not None else None
+    agency = await identity_repo.agency(session, agency_id) if agency_id is not None else None
     if agency is None:
         return
     await backchannel.deliver(
