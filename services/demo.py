@@ -185,6 +185,8 @@ async def _sample_solution(session: Any, principal: Principal, url: str) -> dict
         "redirect_uris": [f"{url}/callback"],
         "post_logout_redirect_uris": [f"{url}/"],
         "initiate_login_uri": f"{url}/login",
+        "backchannel_logout_uri": f"{url}/backchannel-logout",
+        "backchannel_logout_session_required": True,
         "description": SOLUTION_DESCRIPTION,
     }
     existing = [r for r in await oauth2.list_clients(session) if r.name == SOLUTION_NAME]

@@ -168,6 +168,13 @@ class Settings(BaseSettings):
     oauth2_access_token_ttl_seconds: int = Field(default=900, ge=60, le=86_400)
     oauth2_id_token_ttl_seconds: int = Field(default=3600, ge=60, le=86_400)
     oauth2_refresh_token_ttl_seconds: int = Field(default=30 * 86_400, ge=300, le=365 * 86_400)
+    # Back-channel logout tokens are minted at send time and live this long.
+    oauth2_logout_token_ttl_seconds: int = Field(default=120, ge=30, le=600)
+
+    # ---- URLs an agency makes us fetch (services/kit/outbound.py) ----------------------------
+    # In production, addresses on this machine or a private network are refused (SSRF). An
+    # installation whose solutions run inside its own private network says so here.
+    outbound_allow_private: bool = False
 
     # ---- upstream sign-in with Google / Microsoft (services/identity/upstream_oidc.py) -------
     # Where the providers' metadata is read (tests and the demo point these at a local sandbox;

@@ -24,6 +24,7 @@ TASK_MODULES: tuple[str, ...] = (
     "services.worker",  # kit.outbox.sweep
     "services.retention",  # maintenance.purge_expired
     "services.identity.tasks",
+    "services.oauth2.tasks",
 )
 
 

@@ -7,7 +7,7 @@ import dataclasses
 import json
 import math
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -820,15 +820,30 @@ async def end_sessions(
     session: AsyncSession, rows: Iterable[UserSession], *, reason: str
 ) -> list[UserSession]:
     """THE one place a browser session ends: every sign-out, revocation and rotation passes
-    here (hook what must follow a session's end, e.g. back-channel logout, into this
-    function). Returns the sessions that were still live and are ended now."""
+    here, and so does what must follow a session's end (back-channel logout, registered with
+    `on_sessions_ended`). Returns the sessions that were still live and are ended now."""
     now = utcnow()
     ended = [row for row in rows if row.revoked_at is None]
     for row in ended:
         row.revoked_at = now
     if ended:
         await session.flush()
+        # What must follow (the provider revokes the tokens issued in them and tells the apps
+        # signed in with them: OpenID Connect Back-Channel Logout) is registered by the
+        # wiring (services/tasks.py), so identity does not import the provider.
+        for hook in _SESSION_END_HOOKS:
+            await hook(session, ended)
     return ended
+
+
+SessionEndHook = Callable[[AsyncSession, Sequence[UserSession]], Awaitable[object]]
+_SESSION_END_HOOKS: list[SessionEndHook] = []
+
+
+def on_sessions_ended(hook: SessionEndHook) -> None:
+    """Register what runs, in the same transaction, when browser sessions end (idempotent)."""
+    if hook not in _SESSION_END_HOOKS:
+        _SESSION_END_HOOKS.append(hook)
 
 
 async def rotate_session(

@@ -56,6 +56,10 @@ class OAuthClient(TenantModel, Timestamped, table=True):
     # (and `login_hint`, `target_link_uri`), and the app starts its own authorization.
     initiate_login_uri: str | None = Field(default=None, max_length=2000)
     id_token_signed_response_alg: str = Field(default="RS256", max_length=10)
+    # OpenID Connect Back-Channel Logout 1.0: where the provider POSTs a logout token when a
+    # person's portal session ends (checked by services/kit/outbound.py).
+    backchannel_logout_uri: str | None = Field(default=None, max_length=2000)
+    backchannel_logout_session_required: bool = False
     created_by: uuid.UUID | None = None
 
 
@@ -183,6 +187,33 @@ class Consent(TenantModel, Timestamped, table=True):
     user_id: uuid.UUID
     client_id: uuid.UUID
     scopes: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+
+
+class SessionClient(TenantModel, table=True):
+    """A relying party that a portal session signed in to (an authorization code was issued to
+    it in that session): told through back-channel logout when the session ends."""
+
+    __tablename__ = "oauth_session_clients"
+    __audited__: ClassVar[bool] = False  # routine, like the codes it follows
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["agency_id", "session_id"],
+            ["user_sessions.agency_id", "user_sessions.id"],
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["agency_id", "client_id"],
+            ["oauth_clients.agency_id", "oauth_clients.id"],
+            ondelete="CASCADE",
+        ),
+        UniqueConstraint("agency_id", "session_id", "client_id"),
+        Index("ix_oauth_session_clients_client", "agency_id", "client_id"),
+    )
+
+    session_id: uuid.UUID
+    client_id: uuid.UUID
+    user_id: uuid.UUID
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class ClientSolution(TenantModel, table=True):

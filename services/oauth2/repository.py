@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.identity.models import UserSession
@@ -24,6 +25,7 @@ from services.oauth2.models import (
     KeyStatus,
     OAuthClient,
     OAuthToken,
+    SessionClient,
     SigningKey,
     TokenKind,
 )
@@ -218,6 +220,62 @@ def revoke_code_tokens(s: Session, code_id: uuid.UUID, now: datetime) -> int:
 
 def revoke_session_tokens(s: Session, session_id: uuid.UUID, now: datetime) -> int:
     return _revoke_where(s, OAuthToken.session_id == session_id, now)
+
+
+def live_session_tokens(s: Session, session_ids: Sequence[uuid.UUID]) -> Sequence[OAuthToken]:
+    stmt = select(OAuthToken).where(
+        OAuthToken.session_id.in_(session_ids),  # type: ignore[union-attr]
+        OAuthToken.revoked_at.is_(None),  # type: ignore[union-attr]
+    )
+    return s.execute(stmt).scalars().all()
+
+
+def revoke_tokens(s: Session, token_ids: Sequence[uuid.UUID], now: datetime) -> int:
+    if not token_ids:
+        return 0
+    return _revoke_where(s, OAuthToken.id.in_(token_ids), now)  # type: ignore[attr-defined]
+
+
+# ---- the relying parties a browser session signed in to (back-channel logout) ------------
+
+
+def remember_session_client(
+    s: Session,
+    agency_id: uuid.UUID,
+    session_id: uuid.UUID,
+    client_id: uuid.UUID,
+    user_id: uuid.UUID,
+) -> None:
+    stmt = select(SessionClient.id).where(
+        SessionClient.session_id == session_id, SessionClient.client_id == client_id
+    )
+    if s.execute(stmt).first() is not None:
+        return
+    try:
+        with s.begin_nested():  # two sign-ins of one session at once: the second loses
+            s.add(
+                SessionClient(
+                    agency_id=agency_id, session_id=session_id, client_id=client_id, user_id=user_id
+                )
+            )
+    except IntegrityError:
+        pass  # the same row, recorded by the other one
+
+
+def logout_targets(
+    s: Session, session_ids: Sequence[uuid.UUID]
+) -> Sequence[tuple[SessionClient, OAuthClient]]:
+    """The relying parties with a back-channel logout URI that these sessions signed in to."""
+    stmt = (
+        select(SessionClient, OAuthClient)
+        .join(OAuthClient, OAuthClient.id == SessionClient.client_id)
+        .where(
+            SessionClient.session_id.in_(session_ids),  # type: ignore[attr-defined]
+            OAuthClient.backchannel_logout_uri.is_not(None),  # type: ignore[union-attr]
+        )
+        .order_by(SessionClient.created_at)
+    )
+    return [(sc, c) for sc, c in s.execute(stmt).all()]
 
 
 # ---- consent ------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field
 
-from services.kit import ids
+from services.kit import ids, outbound
 from services.kit.schemas import Output, StrictInput
 from services.oauth2.models import ClientType, OAuthClient
 
@@ -82,7 +82,21 @@ def check_scope(value: str) -> str:
     return value
 
 
+def check_backchannel_logout_uri(value: str) -> str:
+    """OpenID Connect Back-Channel Logout §2.2: an absolute URL (https; http only for this
+    machine outside production) without a fragment, that Switchboard may fetch
+    (`services/kit/outbound.py`: never this server or a private address in production)."""
+    check_redirect_uri(value)
+    return outbound.check_url(value)
+
+
 RedirectUri = Annotated[str, AfterValidator(check_redirect_uri)]
+BackchannelLogoutUri = Annotated[str, AfterValidator(check_backchannel_logout_uri)]
+_BACKCHANNEL_URI = (
+    "OpenID Connect Back-Channel Logout: where Switchboard POSTs a logout token when a person's "
+    "portal session ends"
+)
+_BACKCHANNEL_SID = "the app needs the `sid` claim in logout tokens (Switchboard always sends it)"
 Scope = Annotated[str, AfterValidator(check_scope)]
 
 
@@ -112,6 +126,10 @@ class OAuthClientCreate(StrictInput):
         description="where the portal's Open button sends the browser (OpenID Connect "
         "third-party-initiated login, with iss, login_hint and target_link_uri)",
     )
+    backchannel_logout_uri: BackchannelLogoutUri | None = Field(
+        default=None, description=_BACKCHANNEL_URI
+    )
+    backchannel_logout_session_required: bool = Field(default=False, description=_BACKCHANNEL_SID)
 
 
 class OAuthClientUpdate(StrictInput):
@@ -125,6 +143,12 @@ class OAuthClientUpdate(StrictInput):
     solution: bool | None = None
     description: str | None = Field(default=None, max_length=300)
     initiate_login_uri: RedirectUri | None = None
+    backchannel_logout_uri: BackchannelLogoutUri | None = Field(
+        default=None, description=_BACKCHANNEL_URI
+    )
+    backchannel_logout_session_required: bool | None = Field(
+        default=None, description=_BACKCHANNEL_SID
+    )
 
 
 class OAuthClientOut(Output):
@@ -140,6 +164,8 @@ class OAuthClientOut(Output):
     solution: bool
     description: str | None
     initiate_login_uri: str | None
+    backchannel_logout_uri: str | None
+    backchannel_logout_session_required: bool
     token_endpoint_auth_method: str
     secret_hint: str | None
     issuer: str
@@ -163,6 +189,8 @@ class OAuthClientOut(Output):
             solution=row.solution,
             description=row.description,
             initiate_login_uri=row.initiate_login_uri,
+            backchannel_logout_uri=row.backchannel_logout_uri,
+            backchannel_logout_session_required=row.backchannel_logout_session_required,
             token_endpoint_auth_method="none" if public else "client_secret_basic",
             secret_hint=row.secret_hint,
             issuer=issuer,

@@ -45,7 +45,7 @@ from joserfc.errors import JoseError
 from sqlalchemy.orm import Session
 
 from services.kit import ids
-from services.kit.crypto import constant_time_equal, new_token, sha256_hex
+from services.kit.crypto import constant_time_equal, hmac_hex, new_token, sha256_hex
 from services.kit.types import utcnow
 from services.oauth2 import keys
 from services.oauth2 import repository as repo
@@ -126,6 +126,14 @@ class ProviderContext:
 
 def issuer_for(slug: str) -> str:
     return f"{get_settings().base_url.rstrip('/')}/a/{slug}"
+
+
+def session_sid(agency_id: uuid.UUID, session_id: uuid.UUID) -> str:
+    """The `sid` of a portal session in ID and logout tokens (OpenID Connect Front- and
+    Back-Channel Logout): stable for the session's life, the same for every relying party,
+    and derived (HMAC with the installation secret) so that it reveals nothing of the session
+    row or its cookie."""
+    return hmac_hex(get_settings().secret_key, f"oidc-sid\x00{agency_id}\x00{session_id}")[:32]
 
 
 def api_audience() -> str:
@@ -411,7 +419,10 @@ class SwitchboardOpenIDCode(OpenIDCode):
         }
 
     def generate_user_info(self, user: EndUser, scope: str) -> dict[str, Any]:
-        return user_claims(self.ctx, user.user_id, scope)
+        claims = user_claims(self.ctx, user.user_id, scope)
+        if user.session_id is not None:
+            claims["sid"] = session_sid(self.ctx.agency_id, user.session_id)
+        return claims
 
 
 class SwitchboardIdTokenOnRefresh(SwitchboardOpenIDCode):
@@ -464,6 +475,10 @@ class CodeGrant(grants.AuthorizationCodeGrant):
             )
         )
         self.ctx.session.flush()
+        if user.session_id is not None:  # told through back-channel logout when it ends
+            repo.remember_session_client(
+                self.ctx.session, self.ctx.agency_id, user.session_id, client.row.id, user.user_id
+            )
 
     def query_authorization_code(self, code: str, client: RelyingParty) -> IssuedCode | None:
         row = repo.code_by_hash(self.ctx.session, sha256_hex(code))

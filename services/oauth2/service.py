@@ -134,6 +134,8 @@ def discovery_document(agency: Agency) -> dict[str, Any]:
         ],
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": list(SUPPORTED_PROMPTS),
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
         "claims_supported": [
             "sub",
             "iss",
@@ -143,6 +145,7 @@ def discovery_document(agency: Agency) -> dict[str, Any]:
             "auth_time",
             "nonce",
             "at_hash",
+            "sid",
             "name",
             "updated_at",
             "email",
@@ -612,6 +615,8 @@ async def create_client(
         solution=body.solution,
         description=body.description,
         initiate_login_uri=body.initiate_login_uri,
+        backchannel_logout_uri=body.backchannel_logout_uri,
+        backchannel_logout_session_required=body.backchannel_logout_session_required,
         created_by=principal.actor_id,
     )
     session.add(row)
@@ -627,7 +632,13 @@ async def update_client(
     for key in ("redirect_uris", "post_logout_redirect_uris", "allowed_scopes", "grant_types"):
         if changes.get(key) is not None:
             changes[key] = list(dict.fromkeys(changes[key]))
-    for key in ("name", "first_party", "id_token_signed_response_alg", "solution"):
+    for key in (
+        "name",
+        "first_party",
+        "id_token_signed_response_alg",
+        "solution",
+        "backchannel_logout_session_required",
+    ):
         if key in changes and changes[key] is None:
             raise ValidationFailed(f"{key} cannot be null", field=key)
     for key in ("redirect_uris", "post_logout_redirect_uris", "allowed_scopes", "grant_types"):

@@ -40,9 +40,9 @@ router = APIRouter(prefix="/a/{slug}", route_class=PortalRoute, include_in_schem
 AppsManage = Annotated[Principal, Depends(require(Permission.OAUTH_CLIENTS_MANAGE))]
 SolutionsEnable = Annotated[Principal, Depends(require(Permission.CLIENTS_SOLUTIONS))]
 
-TEXT_FIELDS = ("name", "description", "initiate_login_uri")
+TEXT_FIELDS = ("name", "description", "initiate_login_uri", "backchannel_logout_uri")
 LIST_FIELDS = ("redirect_uris", "post_logout_redirect_uris")
-FLAGS = ("first_party", "solution")
+FLAGS = ("first_party", "solution", "backchannel_logout_session_required")
 
 
 def _lines(value: str) -> list[str]:
@@ -54,6 +54,8 @@ def _values_of(row: OAuthClient) -> dict[str, Any]:
         "name": row.name,
         "description": row.description or "",
         "initiate_login_uri": row.initiate_login_uri or "",
+        "backchannel_logout_uri": row.backchannel_logout_uri or "",
+        "backchannel_logout_session_required": row.backchannel_logout_session_required,
         "redirect_uris": "\n".join(row.redirect_uris),
         "post_logout_redirect_uris": "\n".join(row.post_logout_redirect_uris),
         "first_party": row.first_party,
@@ -78,6 +80,8 @@ def _input(values: dict[str, Any]) -> dict[str, Any]:
         "name": values["name"],
         "description": values["description"] or None,
         "initiate_login_uri": values["initiate_login_uri"] or None,
+        "backchannel_logout_uri": values["backchannel_logout_uri"] or None,
+        "backchannel_logout_session_required": values["backchannel_logout_session_required"],
         "redirect_uris": _lines(values["redirect_uris"]),
         "post_logout_redirect_uris": _lines(values["post_logout_redirect_uris"]),
         "first_party": values["first_party"],

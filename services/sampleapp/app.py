@@ -9,7 +9,10 @@ Routes:
 * `GET /callback` — checks `state`, exchanges the code, validates the ID token, opens the
   session;
 * `GET /logout` (a confirmation form), `POST /logout` — ends the local session and sends the
-  browser to the agency's `end_session_endpoint` with `id_token_hint`.
+  browser to the agency's `end_session_endpoint` with `id_token_hint`;
+* `POST /backchannel-logout` — the back-channel logout URI (OpenID Connect Back-Channel
+  Logout 1.0): the agency posts a logout token here when the person's portal session ends;
+  a valid one ends the matching sessions of this app (200), anything else is a 400.
 
 The session is a signed (HMAC-SHA256), HttpOnly, SameSite=Lax cookie holding the ID token;
 it ends when the ID token expires. The sign-in in flight (state, nonce, PKCE verifier,
@@ -32,9 +35,10 @@ import httpx
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from services.sampleapp.backchannel import LogoutRegistry
 from services.sampleapp.cookies import MAX_COOKIE_CHARS, Signer
 from services.sampleapp.oidc import RelyingParty, Settings, SignInError, unverified_part
 
@@ -70,8 +74,9 @@ def create_sample_app(
     `issuer` is the agency's issuer (`{BASE_URL}/a/{slug}`); `client_id`/`client_secret`
     come from registering the app (`POST /api/v1/oauth-clients`; a public client has no
     secret and relies on PKCE alone); `base_url` is where this app is reachable: its
-    redirect URI is `{base_url}/callback`, its initiate login URI `{base_url}/login` and its
-    post-logout redirect URI `{base_url}/`. `http_transport` carries every back-channel call
+    redirect URI is `{base_url}/callback`, its initiate login URI `{base_url}/login`, its
+    post-logout redirect URI `{base_url}/` and its back-channel logout URI
+    `{base_url}/backchannel-logout`. `http_transport` carries every back-channel call
     (discovery, JWKS, token endpoint). `secret_key` signs the cookies; without one, a random
     key is made and sessions end when the process does.
     """
@@ -103,6 +108,12 @@ def create_sample_app(
             Route("/callback", ui.callback, methods=["GET"], name="callback"),
             Route("/logout", ui.logout_page, methods=["GET"], name="logout_page"),
             Route("/logout", ui.logout, methods=["POST"], name="logout"),
+            Route(
+                "/backchannel-logout",
+                ui.backchannel_logout,
+                methods=["POST"],
+                name="backchannel_logout",
+            ),
         ]
     )
     app.state.sample = ui
@@ -115,6 +126,7 @@ class SampleApp:
         self.base_url = base_url
         self.rp = rp
         self.signer = signer
+        self.logouts = LogoutRegistry()
         parts = urlsplit(base_url)
         self.origin = f"{parts.scheme}://{parts.netloc}"
         self.secure = parts.scheme == "https"
@@ -183,6 +195,8 @@ class SampleApp:
         if not isinstance(claims, dict) or not isinstance(claims.get("exp"), int):
             return None
         if claims["exp"] <= time.time():
+            return None
+        if self.logouts.ended(claims):  # the agency ended it (back-channel logout)
             return None
         return {"claims": claims, "id_token": id_token if isinstance(id_token, str) else None}
 
@@ -379,6 +393,44 @@ class SampleApp:
         response = self.redirect(target or self.base_url + "/")
         self._clear(response, self.session_cookie)
         return response
+
+    # ---- POST /backchannel-logout ----------------------------------------------------------
+
+    async def backchannel_logout(self, request: Request) -> Response:
+        """§2.5-2.8: a form POST with one `logout_token`; 200 once the sessions are ended,
+        400 with a JSON error otherwise (a provider that cannot be reached to verify the
+        token: 503, so that the agency tries again)."""
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/x-www-form-urlencoded":
+            return _logout_refused("the logout token must be posted as a form")
+        form = await request.form()
+        tokens = [v for v in form.getlist("logout_token") if isinstance(v, str)]
+        if len(tokens) != 1 or not tokens[0]:
+            return _logout_refused("exactly one logout_token is required")
+        try:
+            claims = await self.rp.validate_logout_token(tokens[0])
+        except SignInError as exc:
+            log.info("sample app: logout token refused: %s", exc.message)
+            if exc.status >= 500:
+                return JSONResponse(
+                    {"error": "temporarily_unavailable", "error_description": exc.message},
+                    status_code=503,
+                    headers={"Cache-Control": "no-store"},
+                )
+            return _logout_refused(exc.message)
+        if not self.logouts.record(claims):
+            log.info("sample app: logout token replayed (jti %s)", claims["jti"])
+            return _logout_refused("this logout token was used before (jti)")
+        log.info("sample app: the agency signed %s out (back channel)", claims.get("sub"))
+        return Response(status_code=200, headers={"Cache-Control": "no-store"})
+
+
+def _logout_refused(description: str) -> Response:
+    return JSONResponse(
+        {"error": "invalid_request", "error_description": description},
+        status_code=400,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 # ---- what the home page shows --------------------------------------------------------------

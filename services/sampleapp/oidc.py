@@ -6,6 +6,10 @@ token request (`client_secret_basic` for a confidential client, `none` + PKCE fo
 one). joserfc verifies the ID token against the provider's JWKS; the claims are then checked
 one by one (`iss`, `aud`/`azp`, `exp`, `iat`, `nonce`, `sub`, `at_hash`). Anything that does
 not hold is a `SignInError` carrying a message meant for the person in front of the browser.
+
+Logout tokens of OpenID Connect Back-Channel Logout 1.0 are verified the same way (§2.6):
+signature with the provider's keys, `typ` logout+jwt, `iss`, `aud`, `iat`, `exp`, the
+back-channel logout event, `sub` and/or `sid`, `jti`, and no `nonce`.
 """
 
 from __future__ import annotations
@@ -44,6 +48,9 @@ DISCOVERY_TTL = 300
 KEYS_TTL = 300
 HTTP_TIMEOUT = 10.0
 MAX_JWT_CHARS = 16384
+LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+LOGOUT_TOKEN_TYP = "logout+jwt"  # noqa: S105  (a media type)
+MAX_LOGOUT_TOKEN_AGE = 600  # a logout token is sent when it is made, retried for seconds
 
 
 class SignInError(Exception):
@@ -233,34 +240,40 @@ class RelyingParty:
             raise SignInError("The agency's answer has no ID token: this is not a sign-in.")
         return token
 
-    async def validate_id_token(
-        self, raw: str, *, nonce: str, access_token: str | None = None
-    ) -> dict[str, Any]:
-        """Signature (the provider's JWKS, fetched again once for an unknown `kid`), then
-        `iss`, `aud`/`azp`, `exp`, `iat`, `nonce`, `sub` and `at_hash`."""
-        if len(raw) > MAX_JWT_CHARS or raw.count(".") != 2:
-            raise SignInError("The ID token is not a signed JWT.")
+    async def _verified_claims(self, raw: str, what: str) -> dict[str, Any]:
+        """The claims of a JWT whose signature verifies with the provider's keys (the JWKS,
+        fetched again once for an unknown `kid`), with an accepted asymmetric algorithm."""
+        if not isinstance(raw, str) or len(raw) > MAX_JWT_CHARS or raw.count(".") != 2:
+            raise SignInError(f"The {what} is not a signed JWT.")
         header = unverified_part(raw, 0)
         meta = await self.metadata()
         advertised = meta.get("id_token_signing_alg_values_supported") or ["RS256"]
         alg = header.get("alg")
         if alg not in ACCEPTED_ALGS or alg not in advertised:
-            raise SignInError(f"The ID token is signed with an algorithm ({alg!r}) not accepted.")
+            raise SignInError(f"The {what} is signed with an algorithm ({alg!r}) not accepted.")
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
-            raise SignInError("The ID token does not name its signing key (kid).")
+            raise SignInError(f"The {what} does not name its signing key (kid).")
         keyset = await self.keys()
         if not any(k.kid == kid for k in keyset):
             keyset = await self.keys(refresh=True)  # the agency may have rotated its key
         if not any(k.kid == kid for k in keyset):
-            raise SignInError("The ID token is signed with a key the agency does not publish.")
+            raise SignInError(f"The {what} is signed with a key the agency does not publish.")
         try:
             token = jwt.decode(raw, keyset.get_by_kid(kid), algorithms=[alg])
         except (JoseError, ValueError, TypeError) as exc:
             raise SignInError(
-                "The ID token's signature does not verify with the agency's keys."
+                f"The {what}'s signature does not verify with the agency's keys."
             ) from exc
-        claims = dict(token.claims)
+        return dict(token.claims)
+
+    async def validate_id_token(
+        self, raw: str, *, nonce: str, access_token: str | None = None
+    ) -> dict[str, Any]:
+        """Signature (the provider's JWKS, fetched again once for an unknown `kid`), then
+        `iss`, `aud`/`azp`, `exp`, `iat`, `nonce`, `sub` and `at_hash`."""
+        claims = await self._verified_claims(raw, "ID token")
+        alg = unverified_part(raw, 0)["alg"]
         self._check_claims(claims, nonce)
         if (
             access_token is not None
@@ -294,6 +307,44 @@ class RelyingParty:
             )
         if not isinstance(claims.get("sub"), str) or not claims["sub"]:
             raise SignInError("The ID token names nobody (sub).")
+
+    async def validate_logout_token(self, raw: str) -> dict[str, Any]:
+        """OpenID Connect Back-Channel Logout §2.6: the signature and `typ`, then `iss`, `aud`,
+        `iat`, `exp`, the logout event, `sub` and/or `sid`, `jti`, and no `nonce` (a logout
+        token must never be mistaken for an ID token, nor the reverse). Replays (`jti`) are
+        the caller's to refuse."""
+        if not isinstance(raw, str) or len(raw) > MAX_JWT_CHARS or raw.count(".") != 2:
+            raise SignInError("The logout token is not a signed JWT.")
+        if unverified_part(raw, 0).get("typ") != LOGOUT_TOKEN_TYP:
+            raise SignInError(f"The logout token's typ is not {LOGOUT_TOKEN_TYP}.")
+        claims = await self._verified_claims(raw, "logout token")
+        s = self.settings
+        if claims.get("iss") != s.issuer:
+            raise SignInError("The logout token was issued by someone else (iss).")
+        aud = claims.get("aud")
+        audiences = [aud] if isinstance(aud, str) else aud
+        if not isinstance(audiences, list) or s.client_id not in audiences:
+            raise SignInError("The logout token was issued to another application (aud).")
+        now = time.time()
+        exp, iat = _time(claims.get("exp")), _time(claims.get("iat"))
+        if exp is None or exp <= now - LEEWAY:
+            raise SignInError("The logout token has expired (exp).")
+        if iat is None or iat > now + LEEWAY or iat < now - MAX_LOGOUT_TOKEN_AGE - LEEWAY:
+            raise SignInError("The logout token's issue time is not acceptable (iat).")
+        events = claims.get("events")
+        if not isinstance(events, dict) or not isinstance(events.get(LOGOUT_EVENT), dict):
+            raise SignInError("The logout token carries no back-channel logout event (events).")
+        if "nonce" in claims:
+            raise SignInError("The logout token has a nonce: it is not a logout token.")
+        sub, sid = claims.get("sub"), claims.get("sid")
+        if not (isinstance(sub, str) and sub) and not (isinstance(sid, str) and sid):
+            raise SignInError("The logout token names no one (neither sub nor sid).")
+        for name in ("sub", "sid"):
+            if name in claims and not (isinstance(claims[name], str) and claims[name]):
+                raise SignInError(f"The logout token's {name} is not a string.")
+        if not isinstance(claims.get("jti"), str) or not claims["jti"]:
+            raise SignInError("The logout token has no identifier (jti).")
+        return claims
 
     async def end_session_url(self, id_token_hint: str | None) -> str | None:
         """Where to send the browser to sign out at the agency too (None: not supported)."""
