@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field
 
 from services.kit import ids
-from services.kit.schemas import Output, StrictInput
+from services.kit.schemas import CLEARABLE, Output, PatchInput, StrictInput
 from services.oauth2.models import ClientType, OAuthClient
 
 # ---- scopes --------------------------------------------------------------------------------
@@ -114,7 +114,7 @@ class OAuthClientCreate(StrictInput):
     )
 
 
-class OAuthClientUpdate(StrictInput):
+class OAuthClientUpdate(PatchInput):
     name: str | None = Field(default=None, min_length=1, max_length=120)
     redirect_uris: list[RedirectUri] | None = Field(default=None, max_length=20)
     post_logout_redirect_uris: list[RedirectUri] | None = Field(default=None, max_length=20)
@@ -123,8 +123,8 @@ class OAuthClientUpdate(StrictInput):
     first_party: bool | None = None
     id_token_signed_response_alg: Literal["RS256", "ES256"] | None = None
     solution: bool | None = None
-    description: str | None = Field(default=None, max_length=300)
-    initiate_login_uri: RedirectUri | None = None
+    description: Annotated[str | None, CLEARABLE] = Field(default=None, max_length=300)
+    initiate_login_uri: Annotated[RedirectUri | None, CLEARABLE] = None
 
 
 class OAuthClientOut(Output):
