@@ -178,9 +178,10 @@ def paginate(rows: Sequence[T], limit: int, key: Callable[[T], Any]) -> tuple[li
         return page, None
     last = page[-1]
     value = key(last)
+    last_id = str(last.id)  # type: ignore[attr-defined]
     return page, encode_cursor(
-        [value.isoformat() if isinstance(value, datetime) else value, str(last.id)]
-    )  # type: ignore[attr-defined]
+        [value.isoformat() if isinstance(value, datetime) else value, last_id]
+    )
 
 
 def path_id(prefix: str, public_id: str, what: str) -> uuid.UUID:

@@ -215,3 +215,21 @@ async def test_nul_in_scim_resources_is_a_400(client, make_agency):
         base + "/Users", headers=headers, params={"filter": 'userName eq "\x00"'}
     )
     assert listed.status_code == 400, listed.text
+
+
+async def test_nul_in_a_portal_form_never_reaches_the_database(app, make_agency):
+    """Forms read outside a StrictInput model (the sign-in form) meet the database's own wall:
+    a parameter holding NUL is refused before it is sent, on every backend."""
+    from tests.portal.conftest import Browser
+
+    agency = await make_agency()
+    browser = Browser(app)
+    try:
+        resp = await browser.submit(
+            f"/a/{agency.slug}/login",
+            f"/a/{agency.slug}/login",
+            {"email": "owner\x00@example.com", "password": "whatever-it-is"},
+        )
+    finally:
+        await browser.aclose()
+    assert 400 <= resp.status_code < 500, (resp.status_code, resp.text[:300])
