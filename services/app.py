@@ -17,6 +17,7 @@ from services.audit.endpoints import router as audit_router
 from services.identity.endpoints import router as identity_router
 from services.identity.keycache import KeyCacheListener, last_used
 from services.identity.upstream_endpoints import router as upstream_router
+from services.kit import openapi
 from services.kit.db import dispose_engines, get_engine
 from services.kit.logging import configure_logging
 from services.kit.web import EdgeMiddleware, install_error_handlers
@@ -75,6 +76,7 @@ def create_app() -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
+    openapi.install(app)  # problem responses, bearer auth, links from creates
     app.add_middleware(EdgeMiddleware)
 
     api = APIRouter(prefix="/api/v1")

@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import AfterValidator, EmailStr, Field, HttpUrl
 
 from services.kit import ids
-from services.kit.schemas import Output, StrictInput
+from services.kit.schemas import CLEARABLE, Output, PatchInput, StrictInput
 from tenants.models import Agency, AgencyStatus
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -34,14 +34,16 @@ Slug = Annotated[str, Field(min_length=1, max_length=63), AfterValidator(_slug)]
 Color = Annotated[str, Field(max_length=7), AfterValidator(_color)]
 
 
-class Branding(StrictInput):
+class Branding(PatchInput):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    brand_logo_url: HttpUrl | None = None
+    brand_logo_url: Annotated[HttpUrl | None, CLEARABLE] = None
     brand_primary_color: Color | None = None
     brand_accent_color: Color | None = None
-    support_email: EmailStr | None = None
-    mail_from_name: str | None = Field(default=None, min_length=1, max_length=120)
-    mail_from_address: EmailStr | None = None
+    support_email: Annotated[EmailStr | None, CLEARABLE] = None
+    mail_from_name: Annotated[str | None, CLEARABLE] = Field(
+        default=None, min_length=1, max_length=120
+    )
+    mail_from_address: Annotated[EmailStr | None, CLEARABLE] = None
     mfa_required: bool | None = None
 
 

@@ -61,9 +61,6 @@ def _apply(agency: Agency, data: Branding) -> None:
     for key in ("brand_logo_url", "support_email", "mail_from_address"):
         if fields.get(key) is not None:
             fields[key] = str(getattr(data, key))
-    for key in ("name", "mfa_required"):  # not clearable: null leaves them as they are
-        if key in fields and fields[key] is None:
-            fields.pop(key)
     for key, value in fields.items():
         setattr(agency, key, value)
     if fields:

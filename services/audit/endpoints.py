@@ -11,7 +11,14 @@ from services.audit import repository as repo
 from services.identity.auth import require
 from services.kit import ids
 from services.kit.errors import ValidationFailed
-from services.kit.schemas import DEFAULT_LIMIT, MAX_LIMIT, Output, decode_keyset, paginate
+from services.kit.schemas import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    Output,
+    Text,
+    decode_keyset,
+    paginate,
+)
 from services.kit.web import DBSession
 from tenants.models import AuditEvent
 from tenants.principal import Principal
@@ -76,8 +83,8 @@ class AuditPage(Output):
 async def list_audit_events(
     principal: AuditRead,
     session: DBSession,
-    action: Annotated[str | None, Query(max_length=80)] = None,
-    target_id: Annotated[str | None, Query(max_length=40)] = None,
+    action: Annotated[Text | None, Query(max_length=80)] = None,
+    target_id: Annotated[Text | None, Query(max_length=40)] = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> AuditPage:

@@ -8,7 +8,7 @@ from pydantic import EmailStr, Field
 
 from services.identity.models import ApiKey, Invitation
 from services.kit import ids
-from services.kit.schemas import Output, StrictInput
+from services.kit.schemas import AwareDateTime, Output, PatchInput, StrictInput
 from tenants.models import Membership, User, UserStatus
 from tenants.roles import Role
 
@@ -60,7 +60,7 @@ class UserPage(Output):
     next_cursor: str | None
 
 
-class UserUpdate(StrictInput):
+class UserUpdate(PatchInput):
     name: str | None = Field(default=None, max_length=200)
     status: UserStatus | None = None
 
@@ -71,7 +71,7 @@ class MembershipCreate(StrictInput):
     client_id: str | None = Field(default=None, max_length=40)
 
 
-class MembershipUpdate(StrictInput):
+class MembershipUpdate(PatchInput):
     role: Role
 
 
@@ -124,7 +124,7 @@ class ApiKeyCreate(StrictInput):
     name: str = Field(min_length=1, max_length=120)
     role: Role | None = None
     client_id: str | None = Field(default=None, max_length=40)
-    expires_at: datetime | None = None
+    expires_at: AwareDateTime | None = None
 
 
 class ApiKeyOut(Output):

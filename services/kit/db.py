@@ -27,6 +27,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session
 
+from services.kit.errors import ValidationFailed
+from services.kit.schemas import NUL_MESSAGE, has_nul
 from services.settings import Settings, get_settings
 
 
@@ -58,6 +60,16 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _refuse_nul(
+    _conn: Any, _cursor: Any, _statement: str, parameters: Any, _ctx: Any, _many: bool
+) -> None:
+    """The database's own wall behind the input types (services.kit.schemas): no parameter
+    holding a NUL character is sent, whatever door it came through. PostgreSQL cannot store
+    one (it would be a 500); SQLite would keep a string other tools cut short."""
+    if has_nul(parameters):
+        raise ValidationFailed(f"text {NUL_MESSAGE}")
+
+
 def _engine_kwargs(settings: Settings) -> dict[str, Any]:
     if settings.is_postgres:
         return {
@@ -79,6 +91,7 @@ def get_engine(settings: Settings | None = None) -> AsyncEngine:
         if not settings.is_postgres:
             settings.var_dir.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(settings.async_database_url, **_engine_kwargs(settings))
+        event.listen(engine.sync_engine, "before_cursor_execute", _refuse_nul)
         if not settings.is_postgres:
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         _engines[key] = engine
@@ -93,6 +106,7 @@ def get_sync_engine(settings: Settings | None = None) -> Engine:
         if not settings.is_postgres:
             settings.var_dir.mkdir(parents=True, exist_ok=True)
         engine = create_engine(settings.sync_database_url, **_engine_kwargs(settings))
+        event.listen(engine, "before_cursor_execute", _refuse_nul)
         if not settings.is_postgres:
             event.listen(engine, "connect", _sqlite_pragmas)
         _sync_engines[key] = engine

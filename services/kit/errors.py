@@ -29,6 +29,12 @@ class BadRequest(SwitchboardError):
     status, slug, title = 400, "bad-request", "Bad request"
 
 
+class InvalidCursor(BadRequest):
+    """A pagination cursor that does not decode (tampered, stale format, foreign)."""
+
+    slug, title = "invalid-cursor", "Invalid cursor"
+
+
 class ValidationFailed(SwitchboardError):
     status, slug, title = 422, "validation-error", "The request is not valid"
 

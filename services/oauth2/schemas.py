@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field
 
 from services.kit import ids, outbound
-from services.kit.schemas import Output, StrictInput
+from services.kit.schemas import CLEARABLE, Output, PatchInput, StrictInput
 from services.oauth2.models import ClientType, OAuthClient
 
 # ---- scopes --------------------------------------------------------------------------------
@@ -132,7 +132,7 @@ class OAuthClientCreate(StrictInput):
     backchannel_logout_session_required: bool = Field(default=False, description=_BACKCHANNEL_SID)
 
 
-class OAuthClientUpdate(StrictInput):
+class OAuthClientUpdate(PatchInput):
     name: str | None = Field(default=None, min_length=1, max_length=120)
     redirect_uris: list[RedirectUri] | None = Field(default=None, max_length=20)
     post_logout_redirect_uris: list[RedirectUri] | None = Field(default=None, max_length=20)
@@ -141,9 +141,9 @@ class OAuthClientUpdate(StrictInput):
     first_party: bool | None = None
     id_token_signed_response_alg: Literal["RS256", "ES256"] | None = None
     solution: bool | None = None
-    description: str | None = Field(default=None, max_length=300)
-    initiate_login_uri: RedirectUri | None = None
-    backchannel_logout_uri: BackchannelLogoutUri | None = Field(
+    description: Annotated[str | None, CLEARABLE] = Field(default=None, max_length=300)
+    initiate_login_uri: Annotated[RedirectUri | None, CLEARABLE] = None
+    backchannel_logout_uri: Annotated[BackchannelLogoutUri | None, CLEARABLE] = Field(
         default=None, description=_BACKCHANNEL_URI
     )
     backchannel_logout_session_required: bool | None = Field(

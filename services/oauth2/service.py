@@ -632,18 +632,6 @@ async def update_client(
     for key in ("redirect_uris", "post_logout_redirect_uris", "allowed_scopes", "grant_types"):
         if changes.get(key) is not None:
             changes[key] = list(dict.fromkeys(changes[key]))
-    for key in (
-        "name",
-        "first_party",
-        "id_token_signed_response_alg",
-        "solution",
-        "backchannel_logout_session_required",
-    ):
-        if key in changes and changes[key] is None:
-            raise ValidationFailed(f"{key} cannot be null", field=key)
-    for key in ("redirect_uris", "post_logout_redirect_uris", "allowed_scopes", "grant_types"):
-        if key in changes and changes[key] is None:
-            raise ValidationFailed(f"{key} cannot be null", field=key)
     _check_shape(
         ClientType(row.client_type),
         changes.get("grant_types", row.grant_types),

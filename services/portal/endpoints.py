@@ -22,9 +22,11 @@ from services.identity import repository as identity_repo
 from services.identity import service as identity
 from services.identity.schemas import InvitationCreate
 from services.kit import ids
+from services.kit import schemas as kit_schemas
 from services.kit.errors import (
     Conflict,
     Forbidden,
+    InvalidCursor,
     InvalidTransition,
     NotFound,
     TooManyAttempts,
@@ -65,7 +67,7 @@ from tenants.roles import CLIENT_ROLES, Permission, Role
 router = APIRouter(prefix="/a/{slug}", route_class=PortalRoute, include_in_schema=False)
 
 SORTS = {"name": ClientSort.NAME, "newest": ClientSort.NEWEST, "oldest": ClientSort.OLDEST}
-Text = Annotated[str, Query(max_length=200)]
+Text = Annotated[kit_schemas.Text, Query(max_length=200)]
 
 
 def _client_id(public_id: str) -> Any:
@@ -387,7 +389,7 @@ async def clients_list(
             sort=SORTS[sort_key],
             cursor=cursor or None,
         )
-    except ValidationFailed:  # a tampered or stale cursor: start from the first page
+    except InvalidCursor:  # a tampered or stale cursor: start from the first page
         listing = await portal.client_list(
             session, q=q.strip() or None, stage=stage_filter, sort=SORTS[sort_key], cursor=None
         )

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from services.kit.schemas import DEFAULT_LIMIT, MAX_LIMIT, path_id
+from services.kit.schemas import DEFAULT_LIMIT, MAX_LIMIT, Text, path_id
 from services.kit.web import DBSession, json_response
 from services.records import service
 from services.records.auth import (
@@ -47,7 +47,7 @@ async def list_clients(
     principal: ClientsRead,
     session: DBSession,
     q: Annotated[
-        str | None, Query(max_length=200, description="search names, e-mail, phone, city")
+        Text | None, Query(max_length=200, description="search names, e-mail, phone, city")
     ] = None,
     lifecycle_stage: LifecycleStage | None = None,
     sort: ClientSort = ClientSort.NEWEST,

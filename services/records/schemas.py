@@ -13,7 +13,7 @@ import phonenumbers
 from pydantic import AfterValidator, EmailStr, Field, HttpUrl, field_validator
 
 from services.kit import ids
-from services.kit.schemas import Output, StrictInput
+from services.kit.schemas import CLEARABLE, Output, PatchInput, StrictInput
 from tenants.models import Client, LifecycleStage
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -79,18 +79,19 @@ Hours = Annotated[dict[str, list[str]], AfterValidator(_hours)]
 
 
 class _ClientFields(StrictInput):
-    email: EmailStr | None = None
-    phone: str | None = Field(default=None, max_length=40)
-    website: HttpUrl | None = None
-    street: str | None = Field(default=None, max_length=200)
-    city: str | None = Field(default=None, max_length=120)
-    region: str | None = Field(default=None, max_length=120)
-    postal_code: str | None = Field(default=None, max_length=20)
-    country: Country | None = None
-    categories: list[Category] | None = Field(default=None, max_length=20)
-    hours: Hours | None = None
-    notes: str | None = Field(default=None, max_length=5000)
-    assigned_staff: list[str] | None = Field(
+    # All of these may be emptied by a PATCH (null): categories, hours and staff to none.
+    email: Annotated[EmailStr | None, CLEARABLE] = None
+    phone: Annotated[str | None, CLEARABLE] = Field(default=None, max_length=40)
+    website: Annotated[HttpUrl | None, CLEARABLE] = None
+    street: Annotated[str | None, CLEARABLE] = Field(default=None, max_length=200)
+    city: Annotated[str | None, CLEARABLE] = Field(default=None, max_length=120)
+    region: Annotated[str | None, CLEARABLE] = Field(default=None, max_length=120)
+    postal_code: Annotated[str | None, CLEARABLE] = Field(default=None, max_length=20)
+    country: Annotated[Country | None, CLEARABLE] = None
+    categories: Annotated[list[Category] | None, CLEARABLE] = Field(default=None, max_length=20)
+    hours: Annotated[Hours | None, CLEARABLE] = None
+    notes: Annotated[str | None, CLEARABLE] = Field(default=None, max_length=5000)
+    assigned_staff: Annotated[list[str] | None, CLEARABLE] = Field(
         default=None, max_length=50, description="user ids (usr_...) of agency staff"
     )
 
@@ -112,7 +113,7 @@ class ClientCreate(_ClientFields):
     lifecycle_stage: LifecycleStage = LifecycleStage.PROSPECT
 
 
-class ClientUpdate(_ClientFields):
+class ClientUpdate(PatchInput, _ClientFields):
     legal_name: Name | None = None
     display_name: Name | None = None
     timezone: Timezone | None = None

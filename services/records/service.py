@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit import ids
 from services.kit.errors import Forbidden, InvalidTransition, NotFound, ValidationFailed
-from services.kit.schemas import decode_keyset, paginate
+from services.kit.schemas import decode_keyset, paginate, parse_aware_datetime, text_key
 from services.kit.types import utcnow
 from services.records import repository as repo
 from services.records.lifecycle import LIFECYCLE_TRANSITIONS
@@ -119,7 +118,7 @@ async def page(
     limit: int,
 ) -> tuple[list[ClientView], str | None]:
     by_name = sort is ClientSort.NAME
-    after = decode_keyset(cursor, str if by_name else datetime.fromisoformat)
+    after = decode_keyset(cursor, text_key if by_name else parse_aware_datetime)
     found = await repo.page(session, q=q, stage=stage, sort=sort, after=after, limit=limit + 1)
     rows, next_cursor = paginate(
         found, limit, (lambda c: c.display_name) if by_name else (lambda c: c.created_at)
@@ -141,9 +140,6 @@ async def update(
         await repo.replace_staff(session, client.agency_id, client.id, staff)
         view.staff = staff
         fields.pop("assigned_staff")
-    for required in ("legal_name", "display_name", "timezone"):
-        if required in fields and fields[required] is None:
-            raise ValidationFailed(f"{required} cannot be null", field=required)
     if "phone" in fields or "country" in fields:
         phone = fields.get("phone", client.phone)
         country = fields.get("country", client.country)

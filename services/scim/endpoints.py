@@ -28,7 +28,7 @@ from scim2_models import (
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.kit.errors import SwitchboardError, TenantScopeMissing
-from services.kit.schemas import path_id
+from services.kit.schemas import NUL_MESSAGE, has_nul, path_id
 from services.kit.web import DBSession
 from services.scim import repository as repo
 from services.scim import schemas as s
@@ -148,6 +148,8 @@ async def _json_body(request: Request) -> dict[str, Any]:
         raise InvalidSyntaxException(detail="the request body is not valid JSON") from exc
     if not isinstance(data, dict):
         raise InvalidSyntaxException(detail="the request body must be a JSON object")
+    if has_nul(data):  # the one door of every SCIM body, as StrictInput is of the API's
+        raise InvalidValueException(detail=f"text {NUL_MESSAGE}")
     return data
 
 
@@ -168,6 +170,8 @@ def _text(value: Any, name: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidValueException(detail=f"{name} must be a string")
+    if has_nul(value):
+        raise InvalidValueException(detail=f"{name} {NUL_MESSAGE}")
     return value
 
 

@@ -177,8 +177,12 @@ async def test_agency_policy_requires_everyone_to_set_it_up(
     assert account.status_code == 200 and "requires two-step sign-in" in account.text
     await _enrol(b, agency.slug)
     assert (await b.get(f"/a/{agency.slug}/clients")).status_code == 200
-    # null leaves the policy as it is; false turns it off
-    kept = await client.patch("/api/v1/agency", headers=agency.headers, json={"mfa_required": None})
+    # null is refused (the policy is never empty) and leaves it as it is; false turns it off
+    refused = await client.patch(
+        "/api/v1/agency", headers=agency.headers, json={"mfa_required": None}
+    )
+    assert refused.status_code == 422, refused.text
+    kept = await client.get("/api/v1/agency", headers=agency.headers)
     assert kept.json()["mfa_required"] is True
 
 
