@@ -161,6 +161,42 @@ def nonce_used(s: Session, client_id: uuid.UUID, nonce: str) -> bool:
     return s.execute(stmt.limit(1)).first() is not None
 
 
+def claim_code_by_hash(
+    s: Session, code_hash: str, client_id: uuid.UUID, now: datetime
+) -> AuthorizationCode | None:
+    """The token endpoint's one statement for a good code: mark it used, atomically, if it is
+    this client's, unused and unexpired, and return it. None: look it up (`code_by_hash`) to
+    tell why (a used code is a replay)."""
+    stmt = (
+        update(AuthorizationCode)
+        .where(
+            AuthorizationCode.code_hash == code_hash,
+            AuthorizationCode.client_id == client_id,
+            AuthorizationCode.used_at.is_(None),
+            AuthorizationCode.expires_at > now,
+        )
+        .values(used_at=now)
+        .returning(AuthorizationCode)
+        .execution_options(**_NO_SYNC)
+    )
+    return s.execute(stmt).scalar_one_or_none()
+
+
+def release_claim(
+    s: Session, model: type[AuthorizationCode | OAuthToken], row_id: uuid.UUID
+) -> None:
+    """Undo a claim of this transaction (the request failed after it: a wrong PKCE verifier,
+    a scope the grant does not cover), so that the code or token still works. PostgreSQL
+    holds the row's lock until the commit, so nobody else saw or took the claim meanwhile."""
+    stmt = (
+        update(model)
+        .where(model.id == row_id)  # type: ignore[arg-type]
+        .values(used_at=None)
+        .execution_options(**_NO_SYNC)
+    )
+    s.execute(stmt)
+
+
 def claim_code(s: Session, code_id: uuid.UUID, now: datetime) -> bool:
     """Mark a code used, atomically: False when someone else used it first."""
     stmt = (
@@ -179,6 +215,29 @@ def token_by_hash(s: Session, token_hash: str, kind: TokenKind | None = None) ->
     stmt = select(OAuthToken).where(OAuthToken.token_hash == token_hash)
     if kind is not None:
         stmt = stmt.where(OAuthToken.kind == kind)
+    return s.execute(stmt).scalar_one_or_none()
+
+
+def claim_refresh_by_hash(
+    s: Session, token_hash: str, client_id: uuid.UUID, now: datetime
+) -> OAuthToken | None:
+    """The token endpoint's one statement for a good refresh token: mark it rotated,
+    atomically, if it is this client's, unused, unrevoked and unexpired, and return it. None:
+    look it up (`token_by_hash`) to tell why (a rotated token is a replay)."""
+    stmt = (
+        update(OAuthToken)
+        .where(
+            OAuthToken.token_hash == token_hash,
+            OAuthToken.kind == TokenKind.REFRESH,
+            OAuthToken.client_id == client_id,
+            OAuthToken.used_at.is_(None),
+            OAuthToken.revoked_at.is_(None),
+            OAuthToken.expires_at > now,
+        )
+        .values(used_at=now)
+        .returning(OAuthToken)
+        .execution_options(**_NO_SYNC)
+    )
     return s.execute(stmt).scalar_one_or_none()
 
 

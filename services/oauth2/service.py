@@ -23,6 +23,7 @@ from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.identity import service as identity
+from services.identity.keycache import invalidate_on_commit
 from services.kit import ids
 from services.kit.crypto import new_token, sha256_hex
 from services.kit.db import unit_of_work
@@ -722,7 +723,9 @@ async def rotate_signing_key(
 ) -> SigningKey:
     if alg not in keys.SUPPORTED_ALGS:
         raise ValidationFailed(f"alg must be one of {', '.join(keys.SUPPORTED_ALGS)}", field="alg")
-    return await session.run_sync(lambda s: keys.rotate(s, agency_id, alg))
+    row = await session.run_sync(lambda s: keys.rotate(s, agency_id, alg))
+    await invalidate_on_commit(session)  # every process stops signing with the retired key
+    return row
 
 
 async def rotate_signing_key_for(slug: str, alg: str = keys.DEFAULT_ALG) -> str:
