@@ -20,29 +20,28 @@ from services.agencies.schemas import SLUG_RE
 from services.identity.auth import require
 from services.kit.errors import NotFound
 from services.kit.web import DBSession
-from services.oauth2.cache import FollowerCache
+from services.oauth2.cache import FollowerCache, columns_of, row_from
 from tenants.context import TenantContext
 from tenants.models import Agency, AgencyStatus
 from tenants.principal import Principal
 from tenants.roles import Permission
 from tenants.scoping import set_tenant
 
-# Active agencies by slug: their column values, a fresh (transient) `Agency` per request.
-# Every token request names its issuer; see services/oauth2/cache.py for the invalidation.
+# Active agencies by slug (their column values; a fresh `Agency` per request): every token
+# request names its issuer. Invalidation: services/oauth2/cache.py.
 _issuers: FollowerCache[str, dict[str, Any]] = FollowerCache()
-_AGENCY_COLUMNS = tuple(c.key for c in Agency.__table__.columns)  # type: ignore[attr-defined]
 
 
 async def _active_agency(session: DBSession, slug: str) -> Agency | None:
     fields = _issuers.get(slug)
     if fields is not None:
-        return Agency(**fields)
+        return row_from(Agency, fields)
     generation = _issuers.generation()
-    agency = await agencies.by_public_slug(session, slug) if SLUG_RE.match(slug) else None
-    if agency is None or agency.status != AgencyStatus.ACTIVE:
+    found = await agencies.by_public_slug(session, slug) if SLUG_RE.match(slug) else None
+    if found is None or found.status != AgencyStatus.ACTIVE:
         return None
-    _issuers.put(slug, {k: getattr(agency, k) for k in _AGENCY_COLUMNS}, generation)
-    return agency
+    _issuers.put(slug, columns_of(found), generation)
+    return found
 
 
 async def issuer_agency(slug: str, session: DBSession) -> Agency:

@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from services.identity.models import UserSession
+from services.kit.errors import TenantScopeMissing
 from services.oauth2.models import (
     AuthorizationCode,
     ClientSolution,
@@ -28,6 +29,7 @@ from services.oauth2.models import (
     TokenKind,
 )
 from tenants.models import Client, Membership, User
+from tenants.scoping import current_tenant
 
 _NO_SYNC = {"synchronize_session": False}
 
@@ -216,6 +218,17 @@ def token_by_hash(s: Session, token_hash: str, kind: TokenKind | None = None) ->
     if kind is not None:
         stmt = stmt.where(OAuthToken.kind == kind)
     return s.execute(stmt).scalar_one_or_none()
+
+
+def insert_tokens(s: Session, rows: list[dict[str, Any]]) -> None:
+    """New tokens of a grant, in one INSERT and without building ORM objects (the hot path:
+    every code exchange and refresh). Written in the session's tenant only: the tenant guard
+    of a flush does not see a bulk insert, so it is checked here (and on PostgreSQL the RLS
+    policy checks it again); tokens are not audited (`OAuthToken.__audited__`)."""
+    ctx = current_tenant(s)
+    if ctx is None or ctx.is_unscoped or any(r["agency_id"] != ctx.agency_id for r in rows):
+        raise TenantScopeMissing("tokens written outside the session's tenant")
+    s.execute(insert(OAuthToken), rows)
 
 
 def claim_refresh_by_hash(

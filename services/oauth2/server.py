@@ -49,6 +49,7 @@ from services.kit.crypto import constant_time_equal, new_token, sha256_hex
 from services.kit.types import utcnow
 from services.oauth2 import keys
 from services.oauth2 import repository as repo
+from services.oauth2.cache import FollowerCache, columns_of, row_from
 from services.oauth2.models import (
     AuthorizationCode,
     ClientType,
@@ -319,12 +320,30 @@ class IssuedToken(TokenMixin):
         return _query_client(self.ctx, ids.encode(CLIENT_PREFIX, self.row.client_id))
 
 
+# Relying parties by (agency, id), as column values: every token request authenticates one.
+# Changing, rotating the secret of or deleting a client invalidates them on commit in every
+# process (services/oauth2/cache.py); an unknown client is never cached.
+_relying_parties: FollowerCache[tuple[uuid.UUID, uuid.UUID], dict[str, Any]] = FollowerCache()
+
+
+def _client_row(ctx: ProviderContext, value: uuid.UUID) -> OAuthClient | None:
+    key = (ctx.agency_id, value)
+    fields = _relying_parties.get(key)
+    if fields is not None:
+        return row_from(OAuthClient, fields)
+    generation = _relying_parties.generation()
+    row = repo.client(ctx.session, value)
+    if row is not None and row.agency_id == ctx.agency_id:
+        _relying_parties.put(key, columns_of(row), generation)
+    return row
+
+
 def _query_client(ctx: ProviderContext, client_id: str | None) -> RelyingParty | None:
     if not client_id or not isinstance(client_id, str):
         return None
     if client_id not in ctx._clients:
         value = ids.decode(CLIENT_PREFIX, client_id)
-        row = repo.client(ctx.session, value) if value is not None else None
+        row = _client_row(ctx, value) if value is not None else None
         ctx._clients[client_id] = RelyingParty(row) if row is not None else None
     return ctx._clients[client_id]
 
@@ -832,26 +851,30 @@ class Provider(AuthorizationServer):
             "session_id": user.session_id if user else None,
             "auth_time": user.auth_time if user else None,
             "issued_at": now,
+            "used_at": None,
+            "revoked_at": None,
         }
-        ctx.session.add(
-            OAuthToken(
-                kind=TokenKind.ACCESS,
-                token_hash=sha256_hex(jti),
-                expires_at=datetime.fromtimestamp(exp, tz=now.tzinfo),
+        rows = [
+            {
+                "id": uuid.uuid4(),
+                "kind": TokenKind.ACCESS,
+                "token_hash": sha256_hex(jti),
+                "expires_at": datetime.fromtimestamp(exp, tz=now.tzinfo),
                 **common,
-            )
-        )
+            }
+        ]
         if token.get("refresh_token"):
             ttl = timedelta(seconds=get_settings().oauth2_refresh_token_ttl_seconds)
-            ctx.session.add(
-                OAuthToken(
-                    kind=TokenKind.REFRESH,
-                    token_hash=sha256_hex(token["refresh_token"]),
-                    expires_at=now + ttl,
+            rows.append(
+                {
+                    "id": uuid.uuid4(),
+                    "kind": TokenKind.REFRESH,
+                    "token_hash": sha256_hex(token["refresh_token"]),
+                    "expires_at": now + ttl,
                     **common,
-                )
+                }
             )
-        ctx.session.flush()
+        repo.insert_tokens(ctx.session, rows)
 
     # -- misuse: revoke and tell the audit trail
     def code_reused(self, row: AuthorizationCode) -> None:

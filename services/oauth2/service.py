@@ -628,6 +628,7 @@ async def update_client(
     if changes:
         row.updated_at = utcnow()
     await session.flush()
+    await invalidate_on_commit(session)  # cached relying parties (services/oauth2/cache.py)
     return row
 
 
@@ -640,6 +641,7 @@ async def rotate_client_secret(
     secret, row.secret_hash, row.secret_hint = _new_secret()
     row.updated_at = utcnow()
     await session.flush()
+    await invalidate_on_commit(session)  # the old secret stops working in every process
     return row, secret
 
 
@@ -647,6 +649,7 @@ async def delete_client(session: AsyncSession, client_id: uuid.UUID) -> None:
     row = await get_client(session, client_id)
     await session.delete(row)
     await session.flush()
+    await invalidate_on_commit(session)
 
 
 # ---- solutions enabled per client ----------------------------------------------------------
