@@ -552,8 +552,12 @@ def _tokens_md(rep: Report, tk: TokensResult) -> list[str]:
     base = v["rs256_verify"].median
     lines += [
         "",
-        "The refresh grant signs an access token only"
-        + (" (its answer carries no ID token)." if not tk.refresh_has_id_token else ".")
+        (
+            "The refresh grant signs an access token and a new ID token (OpenID Connect Core "
+            "§12.2), like the code exchange."
+            if tk.refresh_has_id_token
+            else "The refresh grant signs an access token only (its answer carries no ID token)."
+        )
         + " The rest of the server CPU is the framework, Authlib, the ORM and the driver: "
         "the ratio says how many times the unavoidable signing each request costs.",
         "",
