@@ -138,9 +138,7 @@ async def test_a_refresh_that_fails_after_its_claim_leaves_the_token_usable(
     assert events == []
 
 
-async def test_a_code_exchange_that_fails_after_its_claim_leaves_the_code_usable(
-    oidc, make_agency
-):
+async def test_a_code_exchange_that_fails_after_its_claim_leaves_the_code_usable(oidc, make_agency):
     agency = await make_agency()
     rp = await oidc.register(agency)
     b = await oidc.signed_in_browser(agency)
