@@ -73,6 +73,7 @@ async def update_branding(session: AsyncSession, agency_id: uuid.UUID, data: Bra
         raise NotFound("no such agency")
     _apply(agency, data)
     await session.flush()
+    await invalidate_on_commit(session)  # the name is in ID tokens (cached issuer agencies)
     return agency
 
 

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends
@@ -20,16 +20,33 @@ from services.agencies.schemas import SLUG_RE
 from services.identity.auth import require
 from services.kit.errors import NotFound
 from services.kit.web import DBSession
+from services.oauth2.cache import FollowerCache, columns_of, row_from
 from tenants.context import TenantContext
 from tenants.models import Agency, AgencyStatus
 from tenants.principal import Principal
 from tenants.roles import Permission
 from tenants.scoping import set_tenant
 
+# Active agencies by slug (their column values; a fresh `Agency` per request): every token
+# request names its issuer. Invalidation: services/oauth2/cache.py.
+_issuers: FollowerCache[str, dict[str, Any]] = FollowerCache()
+
+
+async def _active_agency(session: DBSession, slug: str) -> Agency | None:
+    fields = _issuers.get(slug)
+    if fields is not None:
+        return row_from(Agency, fields)
+    generation = _issuers.generation()
+    found = await agencies.by_public_slug(session, slug) if SLUG_RE.match(slug) else None
+    if found is None or found.status != AgencyStatus.ACTIVE:
+        return None
+    _issuers.put(slug, columns_of(found), generation)
+    return found
+
 
 async def issuer_agency(slug: str, session: DBSession) -> Agency:
-    agency = await agencies.by_public_slug(session, slug) if SLUG_RE.match(slug) else None
-    if agency is None or agency.status != AgencyStatus.ACTIVE:
+    agency = await _active_agency(session, slug)
+    if agency is None:
         raise NotFound("no such issuer")
     principal = Principal.system(agency.id, label="openid provider")
     await set_tenant(session, TenantContext.for_agency(agency.id), principal)

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from services.kit.crypto import new_token, seal, unseal
 from services.kit.types import utcnow
 from services.oauth2 import repository as repo
+from services.oauth2.cache import FollowerCache
 from services.oauth2.models import KeyStatus, SigningKey
 from services.settings import get_settings
 
@@ -112,11 +113,24 @@ def rotate(s: Session, agency_id: uuid.UUID, alg: str = DEFAULT_ALG) -> SigningK
     return create_key(s, agency_id, alg)
 
 
+# The active signing key per (agency, alg), decrypted: a token request signs with it without
+# a query. Rotation invalidates it on commit (services/oauth2/cache.py); until every process
+# has followed, tokens signed with the retired key still verify (it stays published).
+_active: FollowerCache[tuple[uuid.UUID, str], PrivateKey] = FollowerCache()
+
+
 def signing_key(s: Session, agency_id: uuid.UUID, alg: str = DEFAULT_ALG) -> PrivateKey:
     """The key that signs new tokens (created on first use)."""
+    cached = _active.get((agency_id, alg))
+    if cached is not None:
+        return cached
+    generation = _active.generation()
     rows = repo.active_keys(s, alg)
-    row = rows[0] if rows else create_key(s, agency_id, alg)
-    return private_key_of(row)
+    if not rows:  # a key made in this transaction is cached once it is committed and read
+        return private_key_of(create_key(s, agency_id, alg))
+    key = private_key_of(rows[0])
+    _active.put((agency_id, alg), key, generation)
+    return key
 
 
 def jwks(s: Session, agency_id: uuid.UUID, now: datetime | None = None) -> dict[str, Any]:

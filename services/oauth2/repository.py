@@ -13,11 +13,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.identity.models import UserSession
+from services.kit.errors import TenantScopeMissing
 from services.oauth2.models import (
     AuthorizationCode,
     ClientSolution,
@@ -30,6 +31,7 @@ from services.oauth2.models import (
     TokenKind,
 )
 from tenants.models import Client, Membership, User
+from tenants.scoping import current_tenant
 
 _NO_SYNC = {"synchronize_session": False}
 
@@ -163,6 +165,42 @@ def nonce_used(s: Session, client_id: uuid.UUID, nonce: str) -> bool:
     return s.execute(stmt.limit(1)).first() is not None
 
 
+def claim_code_by_hash(
+    s: Session, code_hash: str, client_id: uuid.UUID, now: datetime
+) -> AuthorizationCode | None:
+    """The token endpoint's one statement for a good code: mark it used, atomically, if it is
+    this client's, unused and unexpired, and return it. None: look it up (`code_by_hash`) to
+    tell why (a used code is a replay)."""
+    stmt = (
+        update(AuthorizationCode)
+        .where(
+            AuthorizationCode.code_hash == code_hash,
+            AuthorizationCode.client_id == client_id,
+            AuthorizationCode.used_at.is_(None),
+            AuthorizationCode.expires_at > now,
+        )
+        .values(used_at=now)
+        .returning(AuthorizationCode)
+        .execution_options(**_NO_SYNC)
+    )
+    return s.execute(stmt).scalar_one_or_none()
+
+
+def release_claim(
+    s: Session, model: type[AuthorizationCode | OAuthToken], row_id: uuid.UUID
+) -> None:
+    """Undo a claim of this transaction (the request failed after it: a wrong PKCE verifier,
+    a scope the grant does not cover), so that the code or token still works. PostgreSQL
+    holds the row's lock until the commit, so nobody else saw or took the claim meanwhile."""
+    stmt = (
+        update(model)
+        .where(model.id == row_id)  # type: ignore[arg-type]
+        .values(used_at=None)
+        .execution_options(**_NO_SYNC)
+    )
+    s.execute(stmt)
+
+
 def claim_code(s: Session, code_id: uuid.UUID, now: datetime) -> bool:
     """Mark a code used, atomically: False when someone else used it first."""
     stmt = (
@@ -181,6 +219,40 @@ def token_by_hash(s: Session, token_hash: str, kind: TokenKind | None = None) ->
     stmt = select(OAuthToken).where(OAuthToken.token_hash == token_hash)
     if kind is not None:
         stmt = stmt.where(OAuthToken.kind == kind)
+    return s.execute(stmt).scalar_one_or_none()
+
+
+def insert_tokens(s: Session, rows: list[dict[str, Any]]) -> None:
+    """New tokens of a grant, in one INSERT and without building ORM objects (the hot path:
+    every code exchange and refresh). Written in the session's tenant only: the tenant guard
+    of a flush does not see a bulk insert, so it is checked here (and on PostgreSQL the RLS
+    policy checks it again); tokens are not audited (`OAuthToken.__audited__`)."""
+    ctx = current_tenant(s)
+    if ctx is None or ctx.is_unscoped or any(r["agency_id"] != ctx.agency_id for r in rows):
+        raise TenantScopeMissing("tokens written outside the session's tenant")
+    s.execute(insert(OAuthToken), rows)
+
+
+def claim_refresh_by_hash(
+    s: Session, token_hash: str, client_id: uuid.UUID, now: datetime
+) -> OAuthToken | None:
+    """The token endpoint's one statement for a good refresh token: mark it rotated,
+    atomically, if it is this client's, unused, unrevoked and unexpired, and return it. None:
+    look it up (`token_by_hash`) to tell why (a rotated token is a replay)."""
+    stmt = (
+        update(OAuthToken)
+        .where(
+            OAuthToken.token_hash == token_hash,
+            OAuthToken.kind == TokenKind.REFRESH,
+            OAuthToken.client_id == client_id,
+            OAuthToken.used_at.is_(None),
+            OAuthToken.revoked_at.is_(None),
+            OAuthToken.expires_at > now,
+        )
+        .values(used_at=now)
+        .returning(OAuthToken)
+        .execution_options(**_NO_SYNC)
+    )
     return s.execute(stmt).scalar_one_or_none()
 
 

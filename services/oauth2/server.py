@@ -49,6 +49,7 @@ from services.kit.crypto import constant_time_equal, hmac_hex, new_token, sha256
 from services.kit.types import utcnow
 from services.oauth2 import keys
 from services.oauth2 import repository as repo
+from services.oauth2.cache import FollowerCache, columns_of, row_from
 from services.oauth2.models import (
     AuthorizationCode,
     ClientType,
@@ -58,7 +59,7 @@ from services.oauth2.models import (
 )
 from services.oauth2.schemas import API_SCOPE, MEMBERSHIPS_SCOPE, USER_SCOPES
 from services.settings import get_settings
-from tenants.models import UserStatus
+from tenants.models import User, UserStatus
 
 CLIENT_PREFIX = "oac"
 USER_PREFIX = "usr"
@@ -109,6 +110,11 @@ class ProviderContext:
     _clients: dict[str, RelyingParty | None] = field(default_factory=dict)
     _issued: dict[str, tuple[str, int]] = field(default_factory=dict)
     _signing: dict[str, keys.PrivateKey] = field(default_factory=dict)
+    _users: dict[uuid.UUID, User | None] = field(default_factory=dict)
+    # Codes and refresh tokens this request marked used; released if the request fails.
+    _claims: list[tuple[type[AuthorizationCode | OAuthToken], uuid.UUID]] = field(
+        default_factory=list
+    )
 
     def signing_key(self, alg: str) -> keys.PrivateKey:
         """The agency's active key for `alg`, loaded (and decrypted) once per request: a code
@@ -117,6 +123,17 @@ class ProviderContext:
         if key is None:
             key = self._signing[alg] = keys.signing_key(self.session, self.agency_id, alg)
         return key
+
+    def user(self, user_id: uuid.UUID) -> User | None:
+        """The person, loaded once per request (the grant checks them, the claims read them)."""
+        if user_id not in self._users:
+            self._users[user_id] = repo.user(self.session, user_id)
+        return self._users[user_id]
+
+    def release_claims(self) -> None:
+        while self._claims:
+            model, row_id = self._claims.pop()
+            repo.release_claim(self.session, model, row_id)
 
     def event(
         self, action: str, target_type: str, target_id: uuid.UUID | None, **data: Any
@@ -311,12 +328,30 @@ class IssuedToken(TokenMixin):
         return _query_client(self.ctx, ids.encode(CLIENT_PREFIX, self.row.client_id))
 
 
+# Relying parties by (agency, id), as column values: every token request authenticates one.
+# Changing, rotating the secret of or deleting a client invalidates them on commit in every
+# process (services/oauth2/cache.py); an unknown client is never cached.
+_relying_parties: FollowerCache[tuple[uuid.UUID, uuid.UUID], dict[str, Any]] = FollowerCache()
+
+
+def _client_row(ctx: ProviderContext, value: uuid.UUID) -> OAuthClient | None:
+    key = (ctx.agency_id, value)
+    fields = _relying_parties.get(key)
+    if fields is not None:
+        return row_from(OAuthClient, fields)
+    generation = _relying_parties.generation()
+    row = repo.client(ctx.session, value)
+    if row is not None and row.agency_id == ctx.agency_id:
+        _relying_parties.put(key, columns_of(row), generation)
+    return row
+
+
 def _query_client(ctx: ProviderContext, client_id: str | None) -> RelyingParty | None:
     if not client_id or not isinstance(client_id, str):
         return None
     if client_id not in ctx._clients:
         value = ids.decode(CLIENT_PREFIX, client_id)
-        row = repo.client(ctx.session, value) if value is not None else None
+        row = _client_row(ctx, value) if value is not None else None
         ctx._clients[client_id] = RelyingParty(row) if row is not None else None
     return ctx._clients[client_id]
 
@@ -327,7 +362,7 @@ def _query_client(ctx: ProviderContext, client_id: str | None) -> RelyingParty |
 def user_claims(ctx: ProviderContext, user_id: uuid.UUID, scope: str) -> dict[str, Any]:
     """The claims about a person that the granted scopes release (ID token and userinfo)."""
     scopes = set(scope_to_list(scope) or [])
-    user = repo.user(ctx.session, user_id)
+    user = ctx.user(user_id)
     if user is None:
         return {"sub": ids.encode(USER_PREFIX, user_id)}
     claims: dict[str, Any] = {
@@ -481,7 +516,15 @@ class CodeGrant(grants.AuthorizationCodeGrant):
             )
 
     def query_authorization_code(self, code: str, client: RelyingParty) -> IssuedCode | None:
-        row = repo.code_by_hash(self.ctx.session, sha256_hex(code))
+        """A good code is claimed (marked used) right here, in one statement; a request that
+        then fails (redirect URI, PKCE verifier) releases it (`Provider.create_token_response`)
+        so the code still works once. Anything else is looked up to tell a replay."""
+        code_hash, now = sha256_hex(code), utcnow()
+        claimed = repo.claim_code_by_hash(self.ctx.session, code_hash, client.row.id, now)
+        if claimed is not None:
+            self.ctx._claims.append((AuthorizationCode, claimed.id))
+            return IssuedCode(claimed)
+        row = repo.code_by_hash(self.ctx.session, code_hash)
         if row is None or row.client_id != client.row.id:
             return None
         if row.used_at is not None:
@@ -493,13 +536,16 @@ class CodeGrant(grants.AuthorizationCodeGrant):
 
     def delete_authorization_code(self, authorization_code: IssuedCode) -> None:
         """Codes are kept, marked used, so that a second use is recognised."""
+        if (AuthorizationCode, authorization_code.row.id) in self.ctx._claims:
+            self.ctx._claims.remove((AuthorizationCode, authorization_code.row.id))
+            return  # claimed by query_authorization_code: the response is being sent
         if not repo.claim_code(self.ctx.session, authorization_code.row.id, utcnow()):
             self.server.code_reused(authorization_code.row)  # type: ignore[attr-defined]
             raise InvalidGrantError("Invalid 'code' in request.")
 
     def authenticate_user(self, authorization_code: IssuedCode) -> EndUser | None:
         row = authorization_code.row
-        user = repo.user(self.ctx.session, row.user_id)
+        user = self.ctx.user(row.user_id)
         if user is None or user.status != UserStatus.ACTIVE:
             return None
         return EndUser(row.user_id, row.auth_time, row.session_id)
@@ -514,7 +560,17 @@ class RotatingRefreshGrant(grants.RefreshTokenGrant):
         return self.server.ctx  # type: ignore[no-any-return]
 
     def authenticate_refresh_token(self, refresh_token: str) -> IssuedToken | None:
-        row = repo.token_by_hash(self.ctx.session, sha256_hex(refresh_token), TokenKind.REFRESH)
+        """A good refresh token of this client is rotated (marked used) right here, in one
+        statement; a request that then fails (a scope the grant does not cover, a person who
+        may no longer sign in) releases it. Anything else is looked up to tell a replay,
+        which revokes the token's whole family."""
+        client: RelyingParty = self.request.client  # type: ignore[assignment]
+        token_hash, now = sha256_hex(refresh_token), utcnow()
+        claimed = repo.claim_refresh_by_hash(self.ctx.session, token_hash, client.row.id, now)
+        if claimed is not None:
+            self.ctx._claims.append((OAuthToken, claimed.id))
+            return IssuedToken(claimed, self.ctx)
+        row = repo.token_by_hash(self.ctx.session, token_hash, TokenKind.REFRESH)
         if row is None or row.revoked_at is not None:
             return None
         if row.used_at is not None:
@@ -526,12 +582,15 @@ class RotatingRefreshGrant(grants.RefreshTokenGrant):
 
     def authenticate_user(self, refresh_token: IssuedToken) -> EndUser:
         end_user = refresh_token.get_user()
-        user = repo.user(self.ctx.session, end_user.user_id) if end_user else None
+        user = self.ctx.user(end_user.user_id) if end_user else None
         if end_user is None or user is None or user.status != UserStatus.ACTIVE:
             raise InvalidGrantError("The person this token was issued for cannot sign in.")
         return end_user
 
     def revoke_old_credential(self, refresh_token: IssuedToken) -> None:
+        if (OAuthToken, refresh_token.row.id) in self.ctx._claims:
+            self.ctx._claims.remove((OAuthToken, refresh_token.row.id))
+            return  # rotated by authenticate_refresh_token: the response is being sent
         if not repo.claim_refresh(self.ctx.session, refresh_token.row.id, utcnow()):
             self.server.refresh_reused(refresh_token.row)  # type: ignore[attr-defined]
             raise InvalidGrantError()
@@ -715,6 +774,17 @@ class Provider(AuthorizationServer):
         self.resource_protector = ResourceProtector()
         self.resource_protector.register_token_validator(AccessTokenValidator(ctx))
 
+    def create_token_response(self, request: Any = None) -> ProviderResponse:
+        """Authlib's token endpoint; a failed request releases what it claimed."""
+        try:
+            response: ProviderResponse = super().create_token_response(request)
+        except ValueError:  # an error Authlib cannot send: the service answers for it
+            self.ctx.release_claims()
+            raise
+        if response.status != 200:
+            self.ctx.release_claims()
+        return response
+
     # -- Authlib's framework hooks
     def query_client(self, client_id: str) -> RelyingParty | None:
         return _query_client(self.ctx, client_id)
@@ -796,26 +866,30 @@ class Provider(AuthorizationServer):
             "session_id": user.session_id if user else None,
             "auth_time": user.auth_time if user else None,
             "issued_at": now,
+            "used_at": None,
+            "revoked_at": None,
         }
-        ctx.session.add(
-            OAuthToken(
-                kind=TokenKind.ACCESS,
-                token_hash=sha256_hex(jti),
-                expires_at=datetime.fromtimestamp(exp, tz=now.tzinfo),
+        rows = [
+            {
+                "id": uuid.uuid4(),
+                "kind": TokenKind.ACCESS,
+                "token_hash": sha256_hex(jti),
+                "expires_at": datetime.fromtimestamp(exp, tz=now.tzinfo),
                 **common,
-            )
-        )
+            }
+        ]
         if token.get("refresh_token"):
             ttl = timedelta(seconds=get_settings().oauth2_refresh_token_ttl_seconds)
-            ctx.session.add(
-                OAuthToken(
-                    kind=TokenKind.REFRESH,
-                    token_hash=sha256_hex(token["refresh_token"]),
-                    expires_at=now + ttl,
+            rows.append(
+                {
+                    "id": uuid.uuid4(),
+                    "kind": TokenKind.REFRESH,
+                    "token_hash": sha256_hex(token["refresh_token"]),
+                    "expires_at": now + ttl,
                     **common,
-                )
+                }
             )
-        ctx.session.flush()
+        repo.insert_tokens(ctx.session, rows)
 
     # -- misuse: revoke and tell the audit trail
     def code_reused(self, row: AuthorizationCode) -> None:

@@ -24,6 +24,7 @@ from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.identity import service as identity
+from services.identity.keycache import invalidate_on_commit
 from services.kit import ids
 from services.kit.crypto import new_token, sha256_hex
 from services.kit.db import unit_of_work
@@ -643,6 +644,7 @@ async def update_client(
     if changes:
         row.updated_at = utcnow()
     await session.flush()
+    await invalidate_on_commit(session)  # cached relying parties (services/oauth2/cache.py)
     return row
 
 
@@ -655,6 +657,7 @@ async def rotate_client_secret(
     secret, row.secret_hash, row.secret_hint = _new_secret()
     row.updated_at = utcnow()
     await session.flush()
+    await invalidate_on_commit(session)  # the old secret stops working in every process
     return row, secret
 
 
@@ -662,6 +665,7 @@ async def delete_client(session: AsyncSession, client_id: uuid.UUID) -> None:
     row = await get_client(session, client_id)
     await session.delete(row)
     await session.flush()
+    await invalidate_on_commit(session)
 
 
 # ---- solutions enabled per client ----------------------------------------------------------
@@ -738,7 +742,9 @@ async def rotate_signing_key(
 ) -> SigningKey:
     if alg not in keys.SUPPORTED_ALGS:
         raise ValidationFailed(f"alg must be one of {', '.join(keys.SUPPORTED_ALGS)}", field="alg")
-    return await session.run_sync(lambda s: keys.rotate(s, agency_id, alg))
+    row = await session.run_sync(lambda s: keys.rotate(s, agency_id, alg))
+    await invalidate_on_commit(session)  # every process stops signing with the retired key
+    return row
 
 
 async def rotate_signing_key_for(slug: str, alg: str = keys.DEFAULT_ALG) -> str:

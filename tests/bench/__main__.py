@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         or bool(rep.rls_failures())
         or bool(rep.no_tenant_index())
         or bool(tk is not None and tk.errors())
+        or bool(tk is not None and not tk.target_ok())
     )
     return 1 if failed else 0
 
