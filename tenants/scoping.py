@@ -13,16 +13,20 @@
 
 from __future__ import annotations
 
+import copy
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from sqlalchemy import Table, event, or_, select, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import Table, and_, event, or_, select, text
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, with_loader_criteria
+from sqlalchemy.sql.dml import Insert, Update
+from sqlalchemy.sql.elements import BindParameter, ClauseElement, ColumnClause
 from sqlalchemy.sql.util import find_tables
 from sqlmodel import SQLModel
 
@@ -159,6 +163,9 @@ def _on_begin(session: Session, tx: SessionTransaction, conn: Connection) -> Non
     ctx = session.info.get(TENANT_KEY)
     _apply_db_settings(conn, ctx)
     session.info[_APPLIED_KEY] = (tx, _db_params(ctx))
+    # The write guard (below) finds the session from the connection its statements run on,
+    # whichever API sent them: the ORM, bulk mappings, or the session's connection itself.
+    _session_of_connection[conn] = weakref.ref(session)
 
 
 # ---- ORM: fail-closed criteria ----------------------------------------------------------
@@ -282,3 +289,180 @@ def _guard_flush(session: Session, _ctx: Any, _instances: Any) -> None:
         ):
             raise TenantScopeMissing("write to another agency")
     audit.record_flush(session)
+
+
+# ---- Statements: every INSERT, upsert and UPDATE stays inside the tenant -------------------
+#
+# `before_flush` sees ORM objects only, and `do_orm_execute` sees ORM statements only. A Core
+# INSERT, an executemany with a list of dicts, `bulk_insert_mappings`, a dialect upsert or a
+# statement sent on the session's own connection reach the database through
+# `Connection.execute` alone: the check lives there, for every connection a session began.
+
+_session_of_connection: weakref.WeakKeyDictionary[Connection, weakref.ref[Session]] = (
+    weakref.WeakKeyDictionary()
+)
+_UNKNOWN = object()  # a SQL expression: its value is not known before the database runs it
+
+
+def _tenant_table_model(table: Any) -> type[SQLModel] | None:
+    try:
+        return _scoped_model_by_table().get(table)  # ORM statements carry annotated tables
+    except TypeError:  # not hashable: a join or other FROM clause, never a DML target here
+        return None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BindParameter):
+        return value.effective_value if value.callable is not None else value.value
+    if isinstance(value, ClauseElement):
+        return _UNKNOWN
+    return value
+
+
+def _key(column: Any) -> str:
+    return column if isinstance(column, str) else str(column.key)
+
+
+def _statement_rows(stmt: Insert | Update, params: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The column values each row of the statement writes: its VALUES (single or multi-row)
+    overridden by the execution parameters, as the database will receive them."""
+    multi = getattr(stmt, "_multi_values", ())
+    if multi:
+        columns = list(stmt.table.columns)
+        rows: list[dict[str, Any]] = []
+        for batch in multi:
+            for row in batch:
+                if isinstance(row, dict):
+                    rows.append({_key(k): _plain(v) for k, v in row.items()})
+                else:
+                    rows.append({c.key: _plain(v) for c, v in zip(columns, row, strict=False)})
+        return rows
+    base = {_key(k): _plain(v) for k, v in (stmt._values or {}).items()}
+    if not params:
+        return [base]
+    return [{**base, **p} for p in params]
+
+
+def _check_value(
+    model: type[SQLModel], column: str, value: Any, ctx: TenantContext, *, present: bool
+) -> None:
+    name = model.__name__
+    if model is Agency:
+        if column == "id" and present and value != ctx.agency_id:
+            raise TenantScopeMissing("write to another agency")
+        return
+    if column == "agency_id":
+        if not present:
+            raise TenantScopeMissing(f"insert into {name} without agency_id")
+        if value is _UNKNOWN or value != ctx.agency_id:
+            raise TenantScopeMissing(f"cross-tenant write to {name}")
+        return
+    if not present or value is None:
+        return
+    if value is _UNKNOWN or not ctx.allows_client(value):
+        raise TenantScopeMissing(f"write to {name} outside client scope")
+
+
+def _check_rows(
+    model: type[SQLModel],
+    rows: list[dict[str, Any]],
+    ctx: TenantContext,
+    *,
+    inserting: bool,
+) -> None:
+    client_col = getattr(model, "__client_column__", None)
+    if model is Agency:
+        if inserting:
+            raise TenantScopeMissing("an agency is created only by operator work (unscoped)")
+        watched = ["id"]
+    else:
+        watched = ["agency_id"] + ([client_col] if client_col else [])
+    for row in rows:
+        for col in watched:
+            present = col in row
+            if not inserting and not present:
+                continue  # an UPDATE that does not set the column leaves it as it is
+            if (
+                inserting
+                and not present
+                and col == client_col
+                and ctx.client_ids is not None
+                and model.__table__.c[col].default is not None  # type: ignore[attr-defined]
+            ):
+                # a generated client id (a new client) is outside any client scope
+                raise TenantScopeMissing(f"write to {model.__name__} outside client scope")
+            _check_value(model, col, row.get(col), ctx, present=present)
+
+
+def _scope_upsert(stmt: Insert, model: type[SQLModel], ctx: TenantContext) -> Insert:
+    """ON CONFLICT DO UPDATE: the SET clause may not move the row out of the tenant, and the
+    update applies only to an existing row the session could write (a conflicting row of
+    another client is left alone, as an UPDATE's criteria would leave it)."""
+    clause = stmt._post_values_clause
+    to_set = getattr(clause, "update_values_to_set", None)
+    if clause is None or to_set is None:
+        return stmt  # not an upsert, or DO NOTHING
+    client_col = getattr(model, "__client_column__", None)
+    guarded = {"agency_id", *([client_col] if client_col else [])}
+    if model is Agency:
+        guarded = {"id"}
+    for key, value in to_set.items() if isinstance(to_set, dict) else to_set:
+        col = _key(key)
+        if col not in guarded:
+            continue
+        if (
+            isinstance(value, ColumnClause)
+            and value.name == col
+            and getattr(value.table, "name", None) == "excluded"
+        ):
+            continue  # the inserted row's own value, checked above
+        _check_value(model, col, _plain(value), ctx, present=True)
+    table = model.__table__  # type: ignore[attr-defined]
+    scope: list[Any] = []
+    if model is Agency:
+        scope.append(table.c.id == ctx.agency_id)
+    else:
+        scope.append(table.c.agency_id == ctx.agency_id)
+        if client_col and ctx.client_ids is not None:
+            scope.append(table.c[client_col].in_(sorted(ctx.client_ids)))
+    if clause.update_whereclause is not None:
+        scope.insert(0, clause.update_whereclause)
+    scoped_clause = copy.copy(clause)
+    scoped_clause.update_whereclause = and_(*scope)
+    scoped = stmt._generate()
+    scoped._post_values_clause = scoped_clause
+    return scoped
+
+
+@event.listens_for(Engine, "before_execute", retval=True)
+def _guard_statement(
+    conn: Connection,
+    clauseelement: Any,
+    multiparams: Any,
+    params: Any,
+    execution_options: Any,
+) -> tuple[Any, Any, Any]:
+    if not isinstance(clauseelement, (Insert, Update)):
+        return clauseelement, multiparams, params
+    ref = _session_of_connection.get(conn)
+    session = ref() if ref is not None else None
+    if session is None:
+        return clauseelement, multiparams, params  # not a session's connection: migrations
+    model = _tenant_table_model(clauseelement.table)
+    if model is None:
+        return clauseelement, multiparams, params
+    ctx: TenantContext | None = session.info.get(TENANT_KEY)
+    if ctx is None:
+        raise TenantScopeMissing(f"write to {model.__name__} with no tenant in scope")
+    if ctx.is_unscoped:
+        return clauseelement, multiparams, params
+    rows_params = [p for p in (multiparams or []) if p] or ([params] if params else [])
+    inserting = isinstance(clauseelement, Insert)
+    if inserting and clauseelement.select is not None:
+        raise TenantScopeMissing(
+            f"INSERT ... SELECT into {model.__name__} in a tenant: the rows cannot be checked"
+        )
+    _check_rows(model, _statement_rows(clauseelement, rows_params), ctx, inserting=inserting)
+    if inserting:
+        clauseelement = _scope_upsert(clauseelement, model, ctx)
+    return clauseelement, multiparams, params
