@@ -18,6 +18,7 @@ import uuid
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from enum import StrEnum
 from typing import Any
 
 import structlog
@@ -58,8 +59,45 @@ def current_principal(session: AsyncSession | Session) -> Principal | None:
 async def set_tenant(
     session: AsyncSession, ctx: TenantContext, principal: Principal | None = None
 ) -> None:
-    """Put the session in a tenant. Applies at once to an open PostgreSQL transaction."""
-    session.info[TENANT_KEY] = ctx
+    """Put the session in a tenant, or narrow the tenant it is in. Applies at once to an open
+    PostgreSQL transaction.
+
+    Never widens: a session in agency A cannot be moved to agency B, a client-scoped session
+    cannot become agency-wide or gain clients, and only `unscoped()` leaves the tenant. The
+    few sanctioned widenings are named in this module (`Widening`) with their reason.
+    """
+    current = session.info.get(TENANT_KEY)
+    if current is not None and not _within(ctx, current):
+        log.error("tenancy.widening_refused", current=repr(current), requested=repr(ctx))
+        raise TenantScopeMissing("a tenant scope may be narrowed, never widened")
+    await _switch(session, ctx, principal)
+
+
+def _within(new: TenantContext, current: TenantContext) -> bool:
+    """Whether everything `new` lets a session see, `current` lets it see already."""
+    if current.is_unscoped:
+        return True
+    if new.is_unscoped:
+        return False
+    if new.agency_id is None:
+        return True  # no tenant: nothing visible
+    if new.agency_id != current.agency_id:
+        return False
+    if current.client_ids is None:
+        return True
+    if new.client_ids is None or not new.client_ids <= current.client_ids:
+        return False
+    return new.user_id is None or new.user_id == current.user_id
+
+
+async def _switch(
+    session: AsyncSession, ctx: TenantContext | None, principal: Principal | None = None
+) -> None:
+    """The kernel's own move (no narrowing check): entering, restoring after a bypass."""
+    if ctx is None:
+        session.info.pop(TENANT_KEY, None)
+    else:
+        session.info[TENANT_KEY] = ctx
     if principal is not None:
         session.info[PRINCIPAL_KEY] = principal
     if session.in_transaction():
@@ -87,24 +125,85 @@ def bind_principal(session: AsyncSession, principal: Principal) -> None:
     platform operator, who has no agency, is recorded as the actor and gets no tenant."""
     if session.in_transaction():
         raise RuntimeError("bind_principal() on a session with an open transaction")
+    current = session.info.get(TENANT_KEY)
+    if (
+        principal.agency_id is not None
+        and current is not None
+        and not _within(principal.tenant(), current)
+    ):
+        raise TenantScopeMissing("a tenant scope may be narrowed, never widened")
     session.info[PRINCIPAL_KEY] = principal
     if principal.agency_id is not None:
         session.info[TENANT_KEY] = principal.tenant()
+
+
+def _require_reason(reason: str) -> str:
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValueError("a scope bypass needs a reason")
+    return reason.strip()
 
 
 @asynccontextmanager
 async def unscoped(session: AsyncSession, reason: str) -> AsyncIterator[AsyncSession]:
     """Run the block with no tenant filter (and the operator role on PostgreSQL).
 
-    Every use names its reason; the reason is logged and written to any audit event the block
-    produces. Grep for `unscoped(` to review them all.
+    Every use names its reason; the reason is logged at INFO and written to any audit event
+    the block produces. Grep for `unscoped(` to review them all.
     """
-    previous = session.info.get(TENANT_KEY)
-    log.debug("tenancy.unscoped", reason=reason)
-    await set_tenant(session, TenantContext(agency_id=None, unscoped_reason=reason))
-    try:
+    reason = _require_reason(reason)
+    log.info("tenancy.unscoped", reason=reason)
+    async with _temporarily(session, TenantContext(agency_id=None, unscoped_reason=reason)):
         yield session
-        await session.flush()  # writes made here are flushed under the bypass they were made in
+
+
+class Widening(StrEnum):
+    """The only ways a tenant scope may widen, each with its reason. Adding one is a change
+    to the tenancy kernel, reviewed as such; domain code names one of these."""
+
+    # services/identity/impersonation.py: whether a person may be impersonated depends on
+    # every role they hold, and a client-scoped staff member's scope hides agency roles.
+    ROLES_OF_PERSON = "a person's rank is decided on all their roles in the agency"
+    # services/oauth2: the provider's rows (its clients, codes, consents, tokens) are
+    # agency-level; it works on the signed-in person's behalf, whatever their client scope,
+    # and the person stays the actor of what it writes to the audit trail.
+    OIDC_PROVIDER = "the OpenID provider's rows are agency-level"
+
+
+async def widen_to_agency(
+    session: AsyncSession, why: Widening, principal: Principal | None = None
+) -> None:
+    """Make the session agency-wide in its own agency for the rest of the unit of work, for
+    one of the sanctioned reasons. The agency never changes."""
+    current = _widenable(session, why)
+    await _switch(session, TenantContext.for_agency(current), principal)
+
+
+@asynccontextmanager
+async def agency_wide(session: AsyncSession, why: Widening) -> AsyncIterator[AsyncSession]:
+    """Agency-wide in the session's own agency for the block, for a sanctioned reason; the
+    previous scope is restored when it ends."""
+    agency_id = _widenable(session, why)
+    async with _temporarily(session, TenantContext.for_agency(agency_id)):
+        yield session
+
+
+def _widenable(session: AsyncSession, why: Widening) -> uuid.UUID:
+    if not isinstance(why, Widening):
+        raise TypeError("widening needs one of tenants.scoping.Widening")
+    current: TenantContext | None = session.info.get(TENANT_KEY)
+    if current is None or current.agency_id is None:
+        raise TenantScopeMissing("only a session inside an agency may be made agency-wide")
+    log.info("tenancy.agency_wide", reason=why.value, agency_id=str(current.agency_id))
+    return current.agency_id
+
+
+@asynccontextmanager
+async def _temporarily(session: AsyncSession, ctx: TenantContext) -> AsyncIterator[None]:
+    previous = session.info.get(TENANT_KEY)
+    await _switch(session, ctx)
+    try:
+        yield
+        await session.flush()  # writes made here are flushed under the scope they were made in
     except BaseException:
         # The transaction failed and will be rolled back: restore the context without touching
         # the database (any statement now would fail and hide the original error). The next
@@ -112,12 +211,7 @@ async def unscoped(session: AsyncSession, reason: str) -> AsyncIterator[AsyncSes
         _restore_info(session, previous)
         session.info.pop(_APPLIED_KEY, None)
         raise
-    if previous is None:
-        _restore_info(session, None)
-        if session.in_transaction():
-            await _reapply(session, None)
-    else:
-        await set_tenant(session, previous)
+    await _switch(session, previous)
 
 
 def _restore_info(session: AsyncSession, previous: TenantContext | None) -> None:
