@@ -105,15 +105,22 @@ async def _switch(
 
 
 async def _reapply(session: AsyncSession, ctx: TenantContext | None) -> None:
-    """Apply the tenant to the open transaction, unless it already has exactly these settings
-    (saves a round trip on the hot path: the key lookup and the request share a tenant)."""
+    """Apply the tenant to the open transaction's connection of the login `ctx` runs on,
+    unless it already has exactly these settings (saves a round trip on the hot path: the key
+    lookup and the request share a tenant). A login whose connection has not begun in this
+    transaction gets the settings when it begins (`_on_begin`)."""
     tx = session.sync_session.get_transaction()
-    applied = session.info.get(_APPLIED_KEY)
-    if applied is not None and applied[0] is tx and applied[1] == _db_params(ctx):
+    engine = session.sync_session.get_bind()
+    applied = session.info.get(_APPLIED_KEY) or {}
+    entry = applied.get(engine)
+    if entry is None or entry[0] is not tx:
+        return
+    params = _db_params(ctx)
+    if entry[1] == params:
         return
     conn = await session.connection()
     await conn.run_sync(_apply_db_settings, ctx)
-    session.info[_APPLIED_KEY] = (tx, _db_params(ctx))
+    applied[engine] = (tx, params)
 
 
 async def scope_to(session: AsyncSession, principal: Principal) -> None:
@@ -256,10 +263,27 @@ def _apply_db_settings(conn: Connection, ctx: TenantContext | None) -> None:
 def _on_begin(session: Session, tx: SessionTransaction, conn: Connection) -> None:
     ctx = session.info.get(TENANT_KEY)
     _apply_db_settings(conn, ctx)
-    session.info[_APPLIED_KEY] = (tx, _db_params(ctx))
+    applied = session.info.get(_APPLIED_KEY)
+    if applied is None or any(entry[0] is not tx for entry in applied.values()):
+        applied = session.info[_APPLIED_KEY] = {}
+    applied[conn.engine] = (tx, _db_params(ctx))
     # The write guard (below) finds the session from the connection its statements run on,
     # whichever API sent them: the ORM, bulk mappings, or the session's connection itself.
     _session_of_connection[conn] = weakref.ref(session)
+
+
+def _operator_login(session: Session) -> bool:
+    """Operator work runs on the operator's login and pool: `unscoped()` blocks, and every
+    unit of work of the platform operator (operator API, CLI, onboarding). The application's
+    login cannot reach the operator role at all."""
+    ctx: TenantContext | None = session.info.get(TENANT_KEY)
+    if ctx is not None and ctx.is_unscoped:
+        return True
+    principal: Principal | None = session.info.get(PRINCIPAL_KEY)
+    return principal is not None and principal.is_operator
+
+
+AppSession.operator_login = staticmethod(_operator_login)  # type: ignore[method-assign]
 
 
 # ---- ORM: fail-closed criteria ----------------------------------------------------------
