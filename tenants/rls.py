@@ -145,6 +145,17 @@ def ensure_login_roles(settings: Any) -> list[str]:
         return []
     dsn = settings.owner_url.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(dsn, autocommit=True) as conn:
+        can = conn.execute(
+            "SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user"
+        ).fetchone()
+        if not (can and can[0]):
+            import structlog
+
+            structlog.get_logger("switchboard.tenancy").warning(
+                "db.roles_not_managed",
+                detail="the owner has no CREATEROLE: create the logins as docs/operations.md says",
+            )
+            return []
         for login, password, grants, denied in plan:
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (login,)).fetchone()
             verb = "ALTER" if exists else "CREATE"

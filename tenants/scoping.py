@@ -174,6 +174,9 @@ class Widening(StrEnum):
     # agency-level; it works on the signed-in person's behalf, whatever their client scope,
     # and the person stays the actor of what it writes to the audit trail.
     OIDC_PROVIDER = "the OpenID provider's rows are agency-level"
+    # services/portal/impersonation.py: when an impersonation ends, the request (scoped to the
+    # person viewed) resolves the staff member's own browser session, in the same agency.
+    BACK_FROM_IMPERSONATION = "an ended impersonation hands back the staff member's session"
 
 
 async def widen_to_agency(
