@@ -18,7 +18,17 @@ def alembic_config() -> Config:
 
 
 def upgrade(revision: str = "heads") -> None:
+    """Migrate as the schema owner, then (PostgreSQL) create or update the application's and
+    the operator's logins (`switchboard db roles`)."""
     command.upgrade(alembic_config(), revision)
+    ensure_roles()
+
+
+def ensure_roles() -> list[str]:
+    from services.settings import get_settings
+    from tenants.rls import ensure_login_roles
+
+    return ensure_login_roles(get_settings())
 
 
 def downgrade(revision: str) -> None:

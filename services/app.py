@@ -35,6 +35,12 @@ def _operation_id(route: APIRoute) -> str:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
+    # Owner or operator powers one `RESET ROLE` away: refused in production (tenants/rls.py).
+    import anyio
+
+    from tenants.rls import refuse_privileged_login
+
+    await anyio.to_thread.run_sync(refuse_privileged_login, settings)
     # Cached API keys may live longer while this process hears revocations (keycache).
     listener = KeyCacheListener.from_settings()
     if listener is not None:

@@ -44,13 +44,34 @@ def _fail(message: str, code: int = 1) -> None:
 
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "heads") -> None:
-    """Apply migrations (creates the database schema and, on PostgreSQL, the RLS roles)."""
+    """Apply migrations as the schema owner (the schema and, on PostgreSQL, the RLS roles),
+    then bring the application's and the operator's logins up to date (`db roles`)."""
     from infra.migrate import upgrade
 
     upgrade(revision)
     typer.echo(
-        f"database at {revision} ({get_settings().url.render_as_string(hide_password=True)})"
+        f"database at {revision} ({get_settings().owner_url.render_as_string(hide_password=True)})"
     )
+
+
+@db_app.command("roles")
+def db_roles() -> None:
+    """Create or update the application's and the operator's PostgreSQL logins (idempotent;
+    run it again to rotate a password). Connects as SWITCHBOARD_OWNER_DATABASE_URL; names and
+    passwords come from SWITCHBOARD_DATABASE_URL and SWITCHBOARD_OPERATOR_DATABASE_URL."""
+    import services.models_registry  # noqa: F401  (every table, for the ownership check)
+    from infra.migrate import ensure_roles
+    from tenants.rls import check_app_login
+
+    settings = get_settings()
+    if not settings.is_postgres:
+        typer.echo("SQLite: no database roles")
+        return
+    done = ensure_roles()
+    typer.echo("logins up to date: " + (", ".join(done) if done else "none (one login in use)"))
+    problems = check_app_login(settings)
+    if problems:
+        typer.secho("warning: " + "; ".join(problems), fg=typer.colors.YELLOW, err=True)
 
 
 async def _create_agency(slug: str, name: str, email: str, password: str | None) -> dict[str, Any]:

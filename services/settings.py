@@ -21,7 +21,19 @@ class Settings(BaseSettings):
 
     env: Literal["development", "test", "production"] = "development"
     var_dir: Path = DEFAULT_VAR_DIR
+    # The application's login: on PostgreSQL a NOINHERIT role that owns nothing and can only
+    # switch to the app and client roles (PostgREST's "authenticator"); see docs/operations.md.
     database_url: str = ""
+    # The login of operator work (`unscoped()`), with its own pool: it may switch to the
+    # operator role. Empty: the application's login (refused in production, see below).
+    operator_database_url: str = ""
+    # The schema owner's login, used only by migrations and `switchboard db roles`. Empty: the
+    # application's login (SQLite, or a development database).
+    owner_database_url: str = ""
+    # In production the processes refuse to start when the application's login is a
+    # superuser, can bypass RLS, can act as a table owner or reach the operator role. True
+    # overrides that refusal (an explicit, logged decision).
+    allow_privileged_db_login: bool = False
     # Empty: tasks run in-process. Otherwise redis://... or amqp://...
     broker_url: str = ""
     secret_key: str = ""
@@ -33,6 +45,8 @@ class Settings(BaseSettings):
     db_max_overflow: int = 10
     # The lean read path's own driver pool (tenants/reads.py), per process.
     db_read_pool_size: int = 10
+    # The operator login's pool (unscoped work: slug lookups, retention, operator API), per process.
+    db_operator_pool_size: int = 5
     # The PostgreSQL roles the application drops to for every transaction: agency-wide
     # sessions, and client-scoped sessions (client users, assigned staff, client-scoped keys).
     db_app_role: str = "switchboard_app"
@@ -70,7 +84,7 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = ""
     forwarded_allow_any: bool = False
 
-    @field_validator("database_url")
+    @field_validator("database_url", "operator_database_url", "owner_database_url")
     @classmethod
     def _strip(cls, v: str) -> str:
         return v.strip()
@@ -154,6 +168,23 @@ class Settings(BaseSettings):
     def sync_database_url(self) -> URL:
         """The URL with a synchronous driver (psycopg 3 / sqlite3), for Alembic and Authlib."""
         return _with_driver(self.url, {"postgresql": "psycopg", "sqlite": "pysqlite"})
+
+    @cached_property
+    def operator_url(self) -> URL:
+        return make_url(self.operator_database_url) if self.operator_database_url else self.url
+
+    @cached_property
+    def async_operator_database_url(self) -> URL:
+        return _with_driver(self.operator_url, {"postgresql": "asyncpg", "sqlite": "aiosqlite"})
+
+    @cached_property
+    def owner_url(self) -> URL:
+        return make_url(self.owner_database_url) if self.owner_database_url else self.url
+
+    @cached_property
+    def sync_owner_database_url(self) -> URL:
+        """The schema owner's URL with the synchronous driver (migrations, `db roles`)."""
+        return _with_driver(self.owner_url, {"postgresql": "psycopg", "sqlite": "pysqlite"})
 
     @property
     def tasks_in_process(self) -> bool:

@@ -77,6 +77,14 @@ def run_async(coro: Awaitable[T]) -> T:
     return loop.run_until_complete(coro)
 
 
+@signals.worker_init.connect
+def _check_login(**_: Any) -> None:
+    """The worker runs tenant work too: the same refusal of a privileged login as the API."""
+    from tenants.rls import refuse_privileged_login
+
+    refuse_privileged_login(get_settings())
+
+
 @signals.worker_process_init.connect
 def _after_fork(**_: Any) -> None:
     # A forked child must not reuse the parent's loop or pooled connections. Engines are keyed

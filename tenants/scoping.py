@@ -13,16 +13,21 @@
 
 from __future__ import annotations
 
+import copy
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from enum import StrEnum
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, Table, event, or_, select, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import ColumnElement, Table, and_, event, or_, select, text
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, with_loader_criteria
+from sqlalchemy.sql.dml import Insert, Update
+from sqlalchemy.sql.elements import BindParameter, ClauseElement, ColumnClause
 from sqlalchemy.sql.util import find_tables
 from sqlmodel import SQLModel, col
 
@@ -54,8 +59,45 @@ def current_principal(session: AsyncSession | Session) -> Principal | None:
 async def set_tenant(
     session: AsyncSession, ctx: TenantContext, principal: Principal | None = None
 ) -> None:
-    """Put the session in a tenant. Applies at once to an open PostgreSQL transaction."""
-    session.info[TENANT_KEY] = ctx
+    """Put the session in a tenant, or narrow the tenant it is in. Applies at once to an open
+    PostgreSQL transaction.
+
+    Never widens: a session in agency A cannot be moved to agency B, a client-scoped session
+    cannot become agency-wide or gain clients, and only `unscoped()` leaves the tenant. The
+    few sanctioned widenings are named in this module (`Widening`) with their reason.
+    """
+    current = session.info.get(TENANT_KEY)
+    if current is not None and not _within(ctx, current):
+        log.error("tenancy.widening_refused", current=repr(current), requested=repr(ctx))
+        raise TenantScopeMissing("a tenant scope may be narrowed, never widened")
+    await _switch(session, ctx, principal)
+
+
+def _within(new: TenantContext, current: TenantContext) -> bool:
+    """Whether everything `new` lets a session see, `current` lets it see already."""
+    if current.is_unscoped:
+        return True
+    if new.is_unscoped:
+        return False
+    if new.agency_id is None:
+        return True  # no tenant: nothing visible
+    if new.agency_id != current.agency_id:
+        return False
+    if current.client_ids is None:
+        return True
+    if new.client_ids is None or not new.client_ids <= current.client_ids:
+        return False
+    return new.user_id is None or new.user_id == current.user_id
+
+
+async def _switch(
+    session: AsyncSession, ctx: TenantContext | None, principal: Principal | None = None
+) -> None:
+    """The kernel's own move (no narrowing check): entering, restoring after a bypass."""
+    if ctx is None:
+        session.info.pop(TENANT_KEY, None)
+    else:
+        session.info[TENANT_KEY] = ctx
     if principal is not None:
         session.info[PRINCIPAL_KEY] = principal
     if session.in_transaction():
@@ -63,15 +105,22 @@ async def set_tenant(
 
 
 async def _reapply(session: AsyncSession, ctx: TenantContext | None) -> None:
-    """Apply the tenant to the open transaction, unless it already has exactly these settings
-    (saves a round trip on the hot path: the key lookup and the request share a tenant)."""
+    """Apply the tenant to the open transaction's connection of the login `ctx` runs on,
+    unless it already has exactly these settings (saves a round trip on the hot path: the key
+    lookup and the request share a tenant). A login whose connection has not begun in this
+    transaction gets the settings when it begins (`_on_begin`)."""
     tx = session.sync_session.get_transaction()
-    applied = session.info.get(_APPLIED_KEY)
-    if applied is not None and applied[0] is tx and applied[1] == _db_params(ctx):
+    engine = session.sync_session.get_bind()
+    applied = session.info.get(_APPLIED_KEY) or {}
+    entry = applied.get(engine)
+    if entry is None or entry[0] is not tx:
+        return
+    params = _db_params(ctx)
+    if entry[1] == params:
         return
     conn = await session.connection()
     await conn.run_sync(_apply_db_settings, ctx)
-    session.info[_APPLIED_KEY] = (tx, _db_params(ctx))
+    applied[engine] = (tx, params)
 
 
 async def scope_to(session: AsyncSession, principal: Principal) -> None:
@@ -83,24 +132,88 @@ def bind_principal(session: AsyncSession, principal: Principal) -> None:
     platform operator, who has no agency, is recorded as the actor and gets no tenant."""
     if session.in_transaction():
         raise RuntimeError("bind_principal() on a session with an open transaction")
+    current = session.info.get(TENANT_KEY)
+    if (
+        principal.agency_id is not None
+        and current is not None
+        and not _within(principal.tenant(), current)
+    ):
+        raise TenantScopeMissing("a tenant scope may be narrowed, never widened")
     session.info[PRINCIPAL_KEY] = principal
     if principal.agency_id is not None:
         session.info[TENANT_KEY] = principal.tenant()
+
+
+def _require_reason(reason: str) -> str:
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValueError("a scope bypass needs a reason")
+    return reason.strip()
 
 
 @asynccontextmanager
 async def unscoped(session: AsyncSession, reason: str) -> AsyncIterator[AsyncSession]:
     """Run the block with no tenant filter (and the operator role on PostgreSQL).
 
-    Every use names its reason; the reason is logged and written to any audit event the block
-    produces. Grep for `unscoped(` to review them all.
+    Every use names its reason; the reason is logged at INFO and written to any audit event
+    the block produces. Grep for `unscoped(` to review them all.
     """
-    previous = session.info.get(TENANT_KEY)
-    log.debug("tenancy.unscoped", reason=reason)
-    await set_tenant(session, TenantContext(agency_id=None, unscoped_reason=reason))
-    try:
+    reason = _require_reason(reason)
+    log.info("tenancy.unscoped", reason=reason)
+    async with _temporarily(session, TenantContext(agency_id=None, unscoped_reason=reason)):
         yield session
-        await session.flush()  # writes made here are flushed under the bypass they were made in
+
+
+class Widening(StrEnum):
+    """The only ways a tenant scope may widen, each with its reason. Adding one is a change
+    to the tenancy kernel, reviewed as such; domain code names one of these."""
+
+    # services/identity/impersonation.py: whether a person may be impersonated depends on
+    # every role they hold, and a client-scoped staff member's scope hides agency roles.
+    ROLES_OF_PERSON = "a person's rank is decided on all their roles in the agency"
+    # services/oauth2: the provider's rows (its clients, codes, consents, tokens) are
+    # agency-level; it works on the signed-in person's behalf, whatever their client scope,
+    # and the person stays the actor of what it writes to the audit trail.
+    OIDC_PROVIDER = "the OpenID provider's rows are agency-level"
+    # services/portal/impersonation.py: when an impersonation ends, the request (scoped to the
+    # person viewed) resolves the staff member's own browser session, in the same agency.
+    BACK_FROM_IMPERSONATION = "an ended impersonation hands back the staff member's session"
+
+
+async def widen_to_agency(
+    session: AsyncSession, why: Widening, principal: Principal | None = None
+) -> None:
+    """Make the session agency-wide in its own agency for the rest of the unit of work, for
+    one of the sanctioned reasons. The agency never changes."""
+    current = _widenable(session, why)
+    await _switch(session, TenantContext.for_agency(current), principal)
+
+
+@asynccontextmanager
+async def agency_wide(session: AsyncSession, why: Widening) -> AsyncIterator[AsyncSession]:
+    """Agency-wide in the session's own agency for the block, for a sanctioned reason; the
+    previous scope is restored when it ends."""
+    agency_id = _widenable(session, why)
+    async with _temporarily(session, TenantContext.for_agency(agency_id)):
+        yield session
+
+
+def _widenable(session: AsyncSession, why: Widening) -> uuid.UUID:
+    if not isinstance(why, Widening):
+        raise TypeError("widening needs one of tenants.scoping.Widening")
+    current: TenantContext | None = session.info.get(TENANT_KEY)
+    if current is None or current.agency_id is None:
+        raise TenantScopeMissing("only a session inside an agency may be made agency-wide")
+    log.info("tenancy.agency_wide", reason=why.value, agency_id=str(current.agency_id))
+    return current.agency_id
+
+
+@asynccontextmanager
+async def _temporarily(session: AsyncSession, ctx: TenantContext) -> AsyncIterator[None]:
+    previous = session.info.get(TENANT_KEY)
+    await _switch(session, ctx)
+    try:
+        yield
+        await session.flush()  # writes made here are flushed under the scope they were made in
     except BaseException:
         # The transaction failed and will be rolled back: restore the context without touching
         # the database (any statement now would fail and hide the original error). The next
@@ -108,12 +221,7 @@ async def unscoped(session: AsyncSession, reason: str) -> AsyncIterator[AsyncSes
         _restore_info(session, previous)
         session.info.pop(_APPLIED_KEY, None)
         raise
-    if previous is None:
-        _restore_info(session, None)
-        if session.in_transaction():
-            await _reapply(session, None)
-    else:
-        await set_tenant(session, previous)
+    await _switch(session, previous)
 
 
 def _restore_info(session: AsyncSession, previous: TenantContext | None) -> None:
@@ -158,7 +266,27 @@ def _apply_db_settings(conn: Connection, ctx: TenantContext | None) -> None:
 def _on_begin(session: Session, tx: SessionTransaction, conn: Connection) -> None:
     ctx = session.info.get(TENANT_KEY)
     _apply_db_settings(conn, ctx)
-    session.info[_APPLIED_KEY] = (tx, _db_params(ctx))
+    applied = session.info.get(_APPLIED_KEY)
+    if applied is None or any(entry[0] is not tx for entry in applied.values()):
+        applied = session.info[_APPLIED_KEY] = {}
+    applied[conn.engine] = (tx, _db_params(ctx))
+    # The write guard (below) finds the session from the connection its statements run on,
+    # whichever API sent them: the ORM, bulk mappings, or the session's connection itself.
+    _session_of_connection[conn] = weakref.ref(session)
+
+
+def _operator_login(session: Session) -> bool:
+    """Operator work runs on the operator's login and pool: `unscoped()` blocks, and every
+    unit of work of the platform operator (operator API, CLI, onboarding). The application's
+    login cannot reach the operator role at all."""
+    ctx: TenantContext | None = session.info.get(TENANT_KEY)
+    if ctx is not None and ctx.is_unscoped:
+        return True
+    principal: Principal | None = session.info.get(PRINCIPAL_KEY)
+    return principal is not None and principal.is_operator
+
+
+AppSession.operator_login = staticmethod(_operator_login)  # type: ignore[method-assign]
 
 
 # ---- ORM: fail-closed criteria ----------------------------------------------------------
@@ -273,8 +401,8 @@ def _guard_flush(session: Session, _ctx: Any, _instances: Any) -> None:
                 obj.agency_id = ctx.agency_id
             if obj.agency_id != ctx.agency_id:
                 raise TenantScopeMissing(f"cross-tenant write to {type(obj).__name__}")
-            col = type(obj).__client_column__
-            value: uuid.UUID | None = getattr(obj, col) if col else None
+            column = type(obj).__client_column__
+            value: uuid.UUID | None = getattr(obj, column) if column else None
             if value is not None and not ctx.allows_client(value):
                 raise TenantScopeMissing(f"write to {type(obj).__name__} outside client scope")
         elif isinstance(obj, Agency) and (
@@ -282,3 +410,180 @@ def _guard_flush(session: Session, _ctx: Any, _instances: Any) -> None:
         ):
             raise TenantScopeMissing("write to another agency")
     audit.record_flush(session)
+
+
+# ---- Statements: every INSERT, upsert and UPDATE stays inside the tenant -------------------
+#
+# `before_flush` sees ORM objects only, and `do_orm_execute` sees ORM statements only. A Core
+# INSERT, an executemany with a list of dicts, `bulk_insert_mappings`, a dialect upsert or a
+# statement sent on the session's own connection reach the database through
+# `Connection.execute` alone: the check lives there, for every connection a session began.
+
+_session_of_connection: weakref.WeakKeyDictionary[Connection, weakref.ref[Session]] = (
+    weakref.WeakKeyDictionary()
+)
+_UNKNOWN = object()  # a SQL expression: its value is not known before the database runs it
+
+
+def _tenant_table_model(table: Any) -> type[SQLModel] | None:
+    try:
+        return _scoped_model_by_table().get(table)  # ORM statements carry annotated tables
+    except TypeError:  # not hashable: a join or other FROM clause, never a DML target here
+        return None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BindParameter):
+        return value.effective_value if value.callable is not None else value.value
+    if isinstance(value, ClauseElement):
+        return _UNKNOWN
+    return value
+
+
+def _key(column: Any) -> str:
+    return column if isinstance(column, str) else str(column.key)
+
+
+def _statement_rows(stmt: Insert | Update, params: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The column values each row of the statement writes: its VALUES (single or multi-row)
+    overridden by the execution parameters, as the database will receive them."""
+    multi = getattr(stmt, "_multi_values", ())
+    if multi:
+        columns = list(stmt.table.columns)
+        rows: list[dict[str, Any]] = []
+        for batch in multi:
+            for row in batch:
+                if isinstance(row, dict):
+                    rows.append({_key(k): _plain(v) for k, v in row.items()})
+                else:
+                    rows.append({c.key: _plain(v) for c, v in zip(columns, row, strict=False)})
+        return rows
+    base = {_key(k): _plain(v) for k, v in (stmt._values or {}).items()}
+    if not params:
+        return [base]
+    return [{**base, **p} for p in params]
+
+
+def _check_value(
+    model: type[SQLModel], column: str, value: Any, ctx: TenantContext, *, present: bool
+) -> None:
+    name = model.__name__
+    if model is Agency:
+        if column == "id" and present and value != ctx.agency_id:
+            raise TenantScopeMissing("write to another agency")
+        return
+    if column == "agency_id":
+        if not present:
+            raise TenantScopeMissing(f"insert into {name} without agency_id")
+        if value is _UNKNOWN or value != ctx.agency_id:
+            raise TenantScopeMissing(f"cross-tenant write to {name}")
+        return
+    if not present or value is None:
+        return
+    if value is _UNKNOWN or not ctx.allows_client(value):
+        raise TenantScopeMissing(f"write to {name} outside client scope")
+
+
+def _check_rows(
+    model: type[SQLModel],
+    rows: list[dict[str, Any]],
+    ctx: TenantContext,
+    *,
+    inserting: bool,
+) -> None:
+    client_col = getattr(model, "__client_column__", None)
+    if model is Agency:
+        if inserting:
+            raise TenantScopeMissing("an agency is created only by operator work (unscoped)")
+        watched = ["id"]
+    else:
+        watched = ["agency_id"] + ([client_col] if client_col else [])
+    for row in rows:
+        for column in watched:
+            present = column in row
+            if not inserting and not present:
+                continue  # an UPDATE that does not set the column leaves it as it is
+            if (
+                inserting
+                and not present
+                and column == client_col
+                and ctx.client_ids is not None
+                and model.__table__.c[column].default is not None  # type: ignore[attr-defined]
+            ):
+                # a generated client id (a new client) is outside any client scope
+                raise TenantScopeMissing(f"write to {model.__name__} outside client scope")
+            _check_value(model, column, row.get(column), ctx, present=present)
+
+
+def _scope_upsert(stmt: Insert, model: type[SQLModel], ctx: TenantContext) -> Insert:
+    """ON CONFLICT DO UPDATE: the SET clause may not move the row out of the tenant, and the
+    update applies only to an existing row the session could write (a conflicting row of
+    another client is left alone, as an UPDATE's criteria would leave it)."""
+    clause: Any = stmt._post_values_clause  # OnConflictDoUpdate of either dialect
+    to_set = getattr(clause, "update_values_to_set", None)
+    if clause is None or to_set is None:
+        return stmt  # not an upsert, or DO NOTHING
+    client_col = getattr(model, "__client_column__", None)
+    guarded = {"agency_id", *([client_col] if client_col else [])}
+    if model is Agency:
+        guarded = {"id"}
+    for key, value in to_set.items() if isinstance(to_set, dict) else to_set:
+        column = _key(key)
+        if column not in guarded:
+            continue
+        if (
+            isinstance(value, ColumnClause)
+            and value.name == column
+            and getattr(value.table, "name", None) == "excluded"
+        ):
+            continue  # the inserted row's own value, checked above
+        _check_value(model, column, _plain(value), ctx, present=True)
+    table = model.__table__  # type: ignore[attr-defined]
+    scope: list[Any] = []
+    if model is Agency:
+        scope.append(table.c.id == ctx.agency_id)
+    else:
+        scope.append(table.c.agency_id == ctx.agency_id)
+        if client_col and ctx.client_ids is not None:
+            scope.append(table.c[client_col].in_(sorted(ctx.client_ids)))
+    if clause.update_whereclause is not None:
+        scope.insert(0, clause.update_whereclause)
+    scoped_clause = copy.copy(clause)
+    scoped_clause.update_whereclause = and_(*scope)
+    scoped = stmt._generate()
+    scoped._post_values_clause = scoped_clause
+    return scoped
+
+
+@event.listens_for(Engine, "before_execute", retval=True)
+def _guard_statement(
+    conn: Connection,
+    clauseelement: Any,
+    multiparams: Any,
+    params: Any,
+    execution_options: Any,
+) -> tuple[Any, Any, Any]:
+    if not isinstance(clauseelement, (Insert, Update)):
+        return clauseelement, multiparams, params
+    ref = _session_of_connection.get(conn)
+    session = ref() if ref is not None else None
+    if session is None:
+        return clauseelement, multiparams, params  # not a session's connection: migrations
+    model = _tenant_table_model(clauseelement.table)
+    if model is None:
+        return clauseelement, multiparams, params
+    ctx: TenantContext | None = session.info.get(TENANT_KEY)
+    if ctx is None:
+        raise TenantScopeMissing(f"write to {model.__name__} with no tenant in scope")
+    if ctx.is_unscoped:
+        return clauseelement, multiparams, params
+    rows_params = [p for p in (multiparams or []) if p] or ([params] if params else [])
+    inserting = isinstance(clauseelement, Insert)
+    if inserting and clauseelement.select is not None:
+        raise TenantScopeMissing(
+            f"INSERT ... SELECT into {model.__name__} in a tenant: the rows cannot be checked"
+        )
+    _check_rows(model, _statement_rows(clauseelement, rows_params), ctx, inserting=inserting)
+    if isinstance(clauseelement, Insert):
+        clauseelement = _scope_upsert(clauseelement, model, ctx)
+    return clauseelement, multiparams, params

@@ -42,12 +42,23 @@ os.environ["SWITCHBOARD_SMTP_PORT"] = str(SMTP_PORT)
 
 PG_ADMIN_URL = os.environ.get("SWITCHBOARD_TEST_PG_URL", "")
 PG_DB_NAME = f"switchboard_test_{os.getpid()}_{secrets.token_hex(3)}"
+# PostgreSQL mode connects as production does: the schema owner (the admin URL, on this
+# run's database) migrates; the application logs in as its own NOINHERIT login that owns
+# nothing (PostgREST's authenticator); operator work has its own login. The logins are this
+# run's own (roles are cluster-wide; concurrent runs must not share or rotate them).
+PG_APP_LOGIN = f"sb_app_{os.getpid()}_{secrets.token_hex(3)}"
+PG_OPERATOR_LOGIN = f"sb_op_{os.getpid()}_{secrets.token_hex(3)}"
 if PG_ADMIN_URL:
     from sqlalchemy.engine import make_url
 
-    os.environ["SWITCHBOARD_DATABASE_URL"] = (
-        make_url(PG_ADMIN_URL).set(database=PG_DB_NAME).render_as_string(hide_password=False)
-    )
+    _owner = make_url(PG_ADMIN_URL).set(database=PG_DB_NAME)
+    os.environ["SWITCHBOARD_OWNER_DATABASE_URL"] = _owner.render_as_string(hide_password=False)
+    os.environ["SWITCHBOARD_DATABASE_URL"] = _owner.set(
+        username=PG_APP_LOGIN, password=secrets.token_urlsafe(18)
+    ).render_as_string(hide_password=False)
+    os.environ["SWITCHBOARD_OPERATOR_DATABASE_URL"] = _owner.set(
+        username=PG_OPERATOR_LOGIN, password=secrets.token_urlsafe(18)
+    ).render_as_string(hide_password=False)
 BROKER_URL = os.environ.get("SWITCHBOARD_TEST_BROKER_URL", "")
 if BROKER_URL:
     os.environ["SWITCHBOARD_BROKER_URL"] = BROKER_URL
@@ -84,6 +95,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if PG_ADMIN_URL:
         try:
             _pg_admin(f'DROP DATABASE IF EXISTS "{PG_DB_NAME}" WITH (FORCE)')
+            for login in (PG_APP_LOGIN, PG_OPERATOR_LOGIN):
+                _pg_admin(f'DROP ROLE IF EXISTS "{login}"')
         except Exception as exc:  # never hide the test result behind cleanup
             print(f"could not drop {PG_DB_NAME}: {exc}", file=sys.stderr)
 

@@ -15,7 +15,8 @@ def run_migrations_online() -> None:
     if connectable is not None:
         _run(connectable)
         return
-    with get_sync_engine().connect() as connection:
+    # The schema owner's login (SWITCHBOARD_OWNER_DATABASE_URL), never the application's.
+    with get_sync_engine(owner=True).connect() as connection:
         _run(connection)
         connection.commit()
 

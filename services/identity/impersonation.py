@@ -33,11 +33,10 @@ from services.kit.crypto import new_token, seal, sha256_hex, unseal
 from services.kit.errors import Forbidden, NotFound, ValidationFailed
 from services.kit.types import utcnow
 from tenants import audit
-from tenants.context import TenantContext
 from tenants.models import Agency, Client, User, UserStatus
 from tenants.principal import Principal
 from tenants.roles import AGENCY_ROLES, CLIENT_ROLES, Permission, Role, permissions_for
-from tenants.scoping import scope_to, set_tenant
+from tenants.scoping import Widening, agency_wide
 
 DURATIONS = (15, 30, 60)  # minutes
 DEFAULT_MINUTES = 30
@@ -87,12 +86,9 @@ async def _target_roles(
 ) -> tuple[User | None, list[tuple[Role, uuid.UUID | None]]]:
     """The person and ALL their roles: agency-wide, because a staff member's client scope
     hides agency memberships (a person holding an agency role is never impersonated)."""
-    await set_tenant(session, TenantContext.for_agency(agency_id))
-    try:
+    async with agency_wide(session, Widening.ROLES_OF_PERSON):
         user = await repo.user(session, user_id)
         roles = [(Role(m.role), m.client_id) for m in await repo.memberships_of(session, user_id)]
-    finally:
-        await scope_to(session, staff)
     return user, roles
 
 

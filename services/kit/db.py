@@ -33,7 +33,23 @@ from services.settings import Settings, get_settings
 
 
 class AppSession(Session):
-    """The synchronous session class behind every AsyncSession of the application."""
+    """The synchronous session class behind every AsyncSession of the application.
+
+    A session has two logins on PostgreSQL: the application's (`database_url`) and the
+    operator's (`operator_database_url`, its own pool). Which one a statement runs on is the
+    tenancy kernel's decision (`operator_login`, installed by `tenants.scoping`): operator
+    work runs on the operator's connection, in the same unit of work. On SQLite, or with no
+    operator URL, both are the same engine and the same connection.
+    """
+
+    @staticmethod
+    def operator_login(session: Session) -> bool:
+        return False  # replaced by the tenancy kernel
+
+    def get_bind(self, mapper: Any = None, **kw: Any) -> Any:
+        if kw.get("bind") is None and AppSession.operator_login(self):
+            return get_operator_engine().sync_engine
+        return super().get_bind(mapper, **kw)
 
 
 _engines: dict[tuple[int, int, str], AsyncEngine] = {}
@@ -70,10 +86,10 @@ def _refuse_nul(
         raise ValidationFailed(f"text {NUL_MESSAGE}")
 
 
-def _engine_kwargs(settings: Settings) -> dict[str, Any]:
+def _engine_kwargs(settings: Settings, pool_size: int | None = None) -> dict[str, Any]:
     if settings.is_postgres:
         return {
-            "pool_size": settings.db_pool_size,
+            "pool_size": pool_size or settings.db_pool_size,
             "max_overflow": settings.db_max_overflow,
             # No pre-ping: it costs a round trip per request. A connection the server dropped
             # fails one request and SQLAlchemy then invalidates the pool.
@@ -98,14 +114,35 @@ def get_engine(settings: Settings | None = None) -> AsyncEngine:
     return engine
 
 
-def get_sync_engine(settings: Settings | None = None) -> Engine:
+def get_operator_engine(settings: Settings | None = None) -> AsyncEngine:
+    """The operator login's engine and pool (the application's own when no operator URL is
+    set: then both logins are one)."""
     settings = settings or get_settings()
-    key = (os.getpid(), str(settings.sync_database_url))
+    url = settings.async_operator_database_url
+    if url == settings.async_database_url:
+        return get_engine(settings)
+    key = (os.getpid(), _loop_key(), str(url))
+    engine = _engines.get(key)
+    if engine is None:
+        engine = create_async_engine(
+            url, **_engine_kwargs(settings, pool_size=settings.db_operator_pool_size)
+        )
+        event.listen(engine.sync_engine, "before_cursor_execute", _refuse_nul)
+        _engines[key] = engine
+    return engine
+
+
+def get_sync_engine(settings: Settings | None = None, *, owner: bool = False) -> Engine:
+    """A synchronous engine: the application's login, or (`owner`) the schema owner's, which
+    only migrations and `switchboard db roles` use."""
+    settings = settings or get_settings()
+    url = settings.sync_owner_database_url if owner else settings.sync_database_url
+    key = (os.getpid(), str(url))
     engine = _sync_engines.get(key)
     if engine is None:
         if not settings.is_postgres:
             settings.var_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(settings.sync_database_url, **_engine_kwargs(settings))
+        engine = create_engine(url, **_engine_kwargs(settings))
         event.listen(engine, "before_cursor_execute", _refuse_nul)
         if not settings.is_postgres:
             event.listen(engine, "connect", _sqlite_pragmas)

@@ -58,7 +58,7 @@ from tenants.context import TenantContext
 from tenants.models import Agency, AgencyStatus, UserStatus
 from tenants.principal import Principal
 from tenants.roles import CLIENT_ROLES
-from tenants.scoping import set_tenant, unscoped
+from tenants.scoping import Widening, current_tenant, set_tenant, unscoped, widen_to_agency
 
 T = TypeVar("T")
 CLIENT_PREFIX = "oac"
@@ -334,7 +334,10 @@ async def _agency_wide(session: AsyncSession, agency: Agency, principal: Princip
     """The provider's rows (clients, codes, consents, tokens) are agency-level: it works on
     the person's behalf in the agency-wide scope, whatever that person's own client scope;
     the person stays the actor of what it writes to the audit trail."""
-    await set_tenant(session, TenantContext.for_agency(agency.id), principal)
+    if current_tenant(session) is None:
+        await set_tenant(session, TenantContext.for_agency(agency.id), principal)
+    else:
+        await widen_to_agency(session, Widening.OIDC_PROVIDER, principal)
 
 
 def _redirect_error(err: OAuth2Error) -> Redirect:

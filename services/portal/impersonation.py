@@ -38,6 +38,7 @@ from services.settings import get_settings
 from tenants.models import Agency, AuditEvent, Membership, User, UserStatus
 from tenants.principal import Principal
 from tenants.roles import CLIENT_ROLES, Permission, Role
+from tenants.scoping import Widening, current_tenant, widen_to_agency
 
 RETURN_COOKIE = "sb_imp_return"
 ACCESS_LIST_SIZE = 20
@@ -275,6 +276,8 @@ async def _back_to_staff(
 ) -> Response:
     """After the end: the staff member's own session again if it still works, else sign-in."""
     staff_token = impersonation.open_return(agency.id, imp.id, _return_blob(request))
+    if current_tenant(session) is not None:
+        await widen_to_agency(session, Widening.BACK_FROM_IMPERSONATION)
     staff = (
         await identity.resolve_browser_session(session, agency, staff_token)
         if staff_token

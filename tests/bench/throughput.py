@@ -223,6 +223,9 @@ def server_env(database_url: str, var_dir: Path) -> dict[str, str]:
         {
             "SWITCHBOARD_DATABASE_URL": database_url,
             "SWITCHBOARD_ENV": "production",
+            # The bench connects with the admin URL it created the database with: allowed
+            # explicitly (production refuses a privileged login, docs/operations.md).
+            "SWITCHBOARD_ALLOW_PRIVILEGED_DB_LOGIN": "true",
             "SWITCHBOARD_SECRET_KEY": secrets.token_urlsafe(48),
             "SWITCHBOARD_LOG_LEVEL": "WARNING",
             "SWITCHBOARD_VAR_DIR": str(var_dir),

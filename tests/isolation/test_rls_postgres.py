@@ -261,3 +261,91 @@ async def test_client_scoped_sessions_append_agency_level_audit_events(client, m
             )
         ).scalar_one()
         assert seen == 0
+
+
+async def test_the_app_login_has_nothing_after_reset_role(client, make_agency, make_client):
+    """PostgREST's authenticator: the application's login is NOINHERIT and owns nothing, so
+    `RESET ROLE` (or `SET ROLE NONE`) inside a transaction gives back no privilege at all: no
+    tenant table is readable, no owner power, and no way to the operator role."""
+    from services.kit.db import get_engine
+    from services.settings import get_settings
+    from tests.conftest import PG_APP_LOGIN
+
+    a, _ = await _two_agencies(make_agency, make_client)
+    async with get_engine().connect() as conn:
+        who = (await conn.execute(text("SELECT session_user, current_user"))).one()
+        assert tuple(who) == (PG_APP_LOGIN, PG_APP_LOGIN)
+        await conn.rollback()
+        for table in TENANT_TABLES:
+            with pytest.raises(DBAPIError, match="permission denied"):
+                async with conn.begin():
+                    await _as_app(conn, a.id)
+                    await conn.execute(text("RESET ROLE"))
+                    await conn.execute(text(f"SELECT count(*) FROM {table}"))
+        for stmt in (
+            "ALTER TABLE clients DISABLE ROW LEVEL SECURITY",
+            "ALTER TABLE clients NO FORCE ROW LEVEL SECURITY",
+            "DROP POLICY tenant_isolation ON clients",
+            "GRANT SELECT ON clients TO PUBLIC",
+            f"SET ROLE {get_settings().db_operator_role}",
+            "SET ROLE postgres",
+            f"SET ROLE {get_settings().owner_url.username}",
+        ):
+            with pytest.raises(DBAPIError, match=r"permission denied|must be owner"):
+                async with conn.begin():
+                    await conn.execute(text("RESET ROLE"))
+                    await conn.execute(text(stmt))
+
+
+async def test_operator_work_runs_on_its_own_login(client, make_agency):
+    """`unscoped()` runs on the operator's login and pool; the rest of the unit of work stays
+    on the application's login, in the tenant."""
+    from services.kit.db import unit_of_work
+    from tenants.context import TenantContext
+    from tenants.scoping import set_tenant, unscoped
+    from tests.conftest import PG_APP_LOGIN, PG_OPERATOR_LOGIN
+
+    a = await make_agency()
+    who = text("SELECT session_user, current_user")
+    async with unit_of_work() as session:
+        await set_tenant(session, TenantContext.for_agency(a.id))
+        before = tuple((await session.execute(who)).one())
+        async with unscoped(session, "test: which login"):
+            inside = tuple((await session.execute(who)).one())
+            total = (await session.execute(text("SELECT count(*) FROM agencies"))).scalar_one()
+        after = tuple((await session.execute(who)).one())
+    assert before == after == (PG_APP_LOGIN, "switchboard_app")
+    assert inside == (PG_OPERATOR_LOGIN, "switchboard_operator")
+    assert total >= 1
+
+
+def test_startup_refuses_a_privileged_login_in_production():
+    """The owner's (superuser) login is refused in production unless explicitly allowed; the
+    application's own login passes."""
+    from services.settings import Settings, get_settings
+    from tenants.rls import check_app_login, refuse_privileged_login
+
+    current = get_settings()
+    assert check_app_login(current) == []
+    owner_url = current.owner_url.render_as_string(hide_password=False)
+    common = {"secret_key": "s" * 40, "var_dir": current.var_dir}
+    owner = Settings(env="production", database_url=owner_url, **common)
+    assert any("superuser" in p for p in check_app_login(owner))
+    with pytest.raises(RuntimeError, match="superuser"):
+        refuse_privileged_login(owner)
+    refuse_privileged_login(
+        Settings(env="production", database_url=owner_url, allow_privileged_db_login=True, **common)
+    )
+    app = Settings(
+        env="production",
+        database_url=current.url.render_as_string(hide_password=False),
+        **common,
+    )
+    refuse_privileged_login(app)
+    # a login that can switch to the operator role is refused too
+    operator = Settings(
+        env="production",
+        database_url=current.operator_url.render_as_string(hide_password=False),
+        **common,
+    )
+    assert any("switch to" in p for p in check_app_login(operator))
