@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.identity import repository as repo
 from services.identity.models import Impersonation, UserSession
 from services.kit import ids
-from services.kit.crypto import new_token, seal, sha256_hex, unseal
+from services.kit.crypto import new_token, open_compact, seal_compact, sha256_hex
 from services.kit.errors import Forbidden, NotFound, ValidationFailed
 from services.kit.types import utcnow
 from tenants import audit
@@ -325,22 +325,18 @@ def _return_context(agency_id: uuid.UUID, impersonation_id: uuid.UUID) -> str:
 def seal_return(agency_id: uuid.UUID, impersonation_id: uuid.UUID, staff_token: str) -> str:
     """The staff member's session token, sealed (AES-256-GCM) to this one impersonation: it
     opens for nothing else, and only the portal's End / expiry routes open it."""
-    sealed = seal(
+    return seal_compact(
         staff_token.encode(),
         purpose=_RETURN_PURPOSE,
         context=_return_context(agency_id, impersonation_id),
     )
-    return sealed.rstrip("=")  # cookie-safe: "v1:" + base64url without padding
 
 
 def open_return(agency_id: uuid.UUID, impersonation_id: uuid.UUID, blob: str) -> str | None:
-    if not blob or len(blob) > 400:
-        return None
-    padded = blob + "=" * (-len(blob.partition(":")[2]) % 4)
-    try:
-        raw = unseal(
-            padded, purpose=_RETURN_PURPOSE, context=_return_context(agency_id, impersonation_id)
-        )
-    except Exception:  # tampered, another impersonation, another key: not ours
-        return None
-    return raw.decode()
+    raw = open_compact(
+        blob,
+        purpose=_RETURN_PURPOSE,
+        context=_return_context(agency_id, impersonation_id),
+        max_length=400,
+    )
+    return raw.decode() if raw is not None else None

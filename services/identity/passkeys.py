@@ -59,7 +59,7 @@ from services.identity import mfa
 from services.identity import repository as repo
 from services.identity import service as identity
 from services.identity.models import AuthThrottle, Passkey
-from services.kit.crypto import seal, sha256_hex, unseal, verify_password
+from services.kit.crypto import open_compact, seal_compact, sha256_hex, verify_password
 from services.kit.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from services.kit.types import utcnow
 from services.settings import get_settings
@@ -141,22 +141,22 @@ def _seal_state(
         "u": str(user_id) if user_id else None,
         "iat": utcnow().isoformat(),
     }
-    sealed = seal(
+    return seal_compact(
         json.dumps(body).encode(),
         purpose=_SEAL_PURPOSE,
         context=_context(agency, purpose, binding),
     )
-    return sealed.rstrip("=")  # cookie-safe: "v1:" + base64url without padding
 
 
 def _open_state(agency: Agency, purpose: str, binding: str, state: str) -> _Challenge | None:
     """The challenge behind a state, or None when it is not one of ours for this agency,
     purpose and browser, or older than five minutes."""
-    if not state or not binding or len(state) > 2000:
+    if not binding:
         return None
-    padded = state + "=" * (-len(state.partition(":")[2]) % 4)
+    raw = open_compact(state, purpose=_SEAL_PURPOSE, context=_context(agency, purpose, binding))
+    if raw is None:
+        return None
     try:
-        raw = unseal(padded, purpose=_SEAL_PURPOSE, context=_context(agency, purpose, binding))
         body = json.loads(raw)
         issued_at = datetime.fromisoformat(body["iat"])
         challenge = _Challenge(
@@ -164,7 +164,7 @@ def _open_state(agency: Agency, purpose: str, binding: str, state: str) -> _Chal
             user_id=uuid.UUID(body["u"]) if body.get("u") else None,
             issued_at=issued_at,
         )
-    except Exception:  # tampered, truncated, another key: simply not a state
+    except Exception:  # sealed by us but not a state's shape: not a state
         return None
     if utcnow() - challenge.issued_at >= CHALLENGE_TTL:
         return None

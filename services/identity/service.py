@@ -23,10 +23,10 @@ from services.kit.crypto import (
     constant_time_equal,
     hash_password,
     new_token,
+    open_compact,
     password_needs_rehash,
-    seal,
+    seal_compact,
     sha256_hex,
-    unseal,
     verify_password,
 )
 from services.kit.errors import (
@@ -506,20 +506,21 @@ _DEVICE_PURPOSE = "device-token"
 
 def issue_device_token(agency_id: uuid.UUID, user_id: uuid.UUID) -> str:
     payload = {"u": user_id.hex, "d": new_token(16), "t": int(utcnow().timestamp())}
-    sealed = seal(json.dumps(payload).encode(), purpose=_DEVICE_PURPOSE, context=str(agency_id))
-    return sealed.rstrip("=")  # cookie-safe: "v1:" + base64url without padding
+    return seal_compact(
+        json.dumps(payload).encode(), purpose=_DEVICE_PURPOSE, context=str(agency_id)
+    )
 
 
 def trusted_device(agency_id: uuid.UUID, user_id: uuid.UUID, token: str) -> str | None:
     """The device id of a valid, unexpired token issued to `user_id` in this agency."""
-    if not token or len(token) > 400:
+    raw = open_compact(token, purpose=_DEVICE_PURPOSE, context=str(agency_id), max_length=400)
+    if raw is None:
         return None
-    padded = token + "=" * (-len(token.partition(":")[2]) % 4)
     try:
-        payload = json.loads(unseal(padded, purpose=_DEVICE_PURPOSE, context=str(agency_id)))
+        payload = json.loads(raw)
         issued = datetime.fromtimestamp(int(payload["t"]), tz=utcnow().tzinfo)
         owner, device_id = str(payload["u"]), str(payload["d"])
-    except Exception:  # tampered, another agency, another key, not ours
+    except Exception:  # sealed by us but not a device token's shape
         return None
     if owner != user_id.hex or utcnow() - issued > DEVICE_TTL:
         return None

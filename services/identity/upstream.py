@@ -43,7 +43,15 @@ from services.identity import repository as repo
 from services.identity import service as identity
 from services.identity import upstream_oidc as oidc
 from services.identity.models import ExternalIdentity, UpstreamProvider
-from services.kit.crypto import constant_time_equal, new_token, seal, sha256_hex, unseal
+from services.kit.crypto import (
+    constant_time_equal,
+    new_token,
+    open_compact,
+    seal,
+    seal_compact,
+    sha256_hex,
+    unseal,
+)
 from services.kit.errors import NotFound, ValidationFailed
 from services.kit.types import utcnow
 from services.settings import get_settings
@@ -225,22 +233,22 @@ def _seal_state(agency: Agency, provider: str, binding: str, st: _State) -> str:
         "next": st.next,
         "iat": st.issued_at.isoformat(),
     }
-    sealed = seal(
+    return seal_compact(
         json.dumps(body).encode(),
         purpose=_STATE_PURPOSE,
         context=_state_context(agency, provider, binding),
     )
-    return sealed.rstrip("=")
 
 
 def _open_state(agency: Agency, provider: str, binding: str, sealed: str) -> _State | None:
-    if not sealed or not binding or len(sealed) > 2000:
+    if not binding:
         return None
-    padded = sealed + "=" * (-len(sealed.partition(":")[2]) % 4)
+    raw = open_compact(
+        sealed, purpose=_STATE_PURPOSE, context=_state_context(agency, provider, binding)
+    )
+    if raw is None:
+        return None
     try:
-        raw = unseal(
-            padded, purpose=_STATE_PURPOSE, context=_state_context(agency, provider, binding)
-        )
         body = json.loads(raw)
         st = _State(
             state=str(body["s"]),
@@ -249,7 +257,7 @@ def _open_state(agency: Agency, provider: str, binding: str, sealed: str) -> _St
             next=body.get("next") if isinstance(body.get("next"), str) else None,
             issued_at=datetime.fromisoformat(body["iat"]),
         )
-    except Exception:  # tampered, truncated, another key or browser: not a state
+    except Exception:  # sealed by us but not a state's shape: not a state
         return None
     if utcnow() - st.issued_at >= STATE_TTL:
         return None

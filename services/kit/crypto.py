@@ -85,3 +85,22 @@ def unseal(blob: str, *, purpose: str, context: str) -> bytes:
         raise ValueError(f"unknown sealed-secret format {fmt!r}")
     raw = base64.urlsafe_b64decode(body.encode())
     return _kek(get_settings().secret_key, purpose).decrypt(raw[:12], raw[12:], context.encode())
+
+
+def seal_compact(plaintext: bytes, *, purpose: str, context: str) -> str:
+    """`seal` for a value a browser carries (a cookie, a form field, a `state` parameter):
+    "v1:" + unpadded base64url, safe in cookies and URLs. `context` binds it (to an agency,
+    a browser, one flow), so it opens nowhere else."""
+    return seal(plaintext, purpose=purpose, context=context).rstrip("=")
+
+
+def open_compact(token: str, *, purpose: str, context: str, max_length: int = 2000) -> bytes | None:
+    """The plaintext behind `seal_compact`, or None for anything else: empty, too long,
+    tampered, truncated, sealed for another purpose or context, or under another key."""
+    if not token or len(token) > max_length:
+        return None
+    padded = token + "=" * (-len(token.partition(":")[2]) % 4)
+    try:
+        return unseal(padded, purpose=purpose, context=context)
+    except Exception:  # not ours, whatever the reason: the caller treats it as absent
+        return None
