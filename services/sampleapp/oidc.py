@@ -283,23 +283,25 @@ class RelyingParty:
             raise SignInError("The ID token does not belong to the access token (at_hash).")
         return claims
 
-    def _check_claims(self, claims: dict[str, Any], nonce: str) -> None:
+    def _check_issuer_and_audience(self, claims: dict[str, Any], what: str) -> list[Any]:
+        """`iss` is our provider and `aud` names this app (ID and logout tokens alike);
+        returns the audiences."""
         s = self.settings
         if claims.get("iss") != s.issuer:
-            raise SignInError("The ID token was issued by someone else (iss).")
+            raise SignInError(f"The {what} was issued by someone else (iss).")
         aud = claims.get("aud")
         audiences = [aud] if isinstance(aud, str) else aud
         if not isinstance(audiences, list) or s.client_id not in audiences:
-            raise SignInError("The ID token was issued to another application (aud).")
+            raise SignInError(f"The {what} was issued to another application (aud).")
+        return audiences
+
+    def _check_claims(self, claims: dict[str, Any], nonce: str) -> None:
+        s = self.settings
+        audiences = self._check_issuer_and_audience(claims, "ID token")
         azp = claims.get("azp")
         if (len(audiences) > 1 or azp is not None) and azp != s.client_id:
             raise SignInError("The ID token was issued to another application (azp).")
-        now = time.time()
-        exp, iat = _time(claims.get("exp")), _time(claims.get("iat"))
-        if exp is None or exp <= now - LEEWAY:
-            raise SignInError("The ID token has expired (exp).")
-        if iat is None or iat > now + LEEWAY or iat < now - MAX_ID_TOKEN_AGE - LEEWAY:
-            raise SignInError("The ID token's issue time is not acceptable (iat).")
+        _check_times(claims, "ID token", MAX_ID_TOKEN_AGE)
         sent = claims.get("nonce")
         if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), nonce.encode()):
             raise SignInError(
@@ -318,19 +320,8 @@ class RelyingParty:
         if unverified_part(raw, 0).get("typ") != LOGOUT_TOKEN_TYP:
             raise SignInError(f"The logout token's typ is not {LOGOUT_TOKEN_TYP}.")
         claims = await self._verified_claims(raw, "logout token")
-        s = self.settings
-        if claims.get("iss") != s.issuer:
-            raise SignInError("The logout token was issued by someone else (iss).")
-        aud = claims.get("aud")
-        audiences = [aud] if isinstance(aud, str) else aud
-        if not isinstance(audiences, list) or s.client_id not in audiences:
-            raise SignInError("The logout token was issued to another application (aud).")
-        now = time.time()
-        exp, iat = _time(claims.get("exp")), _time(claims.get("iat"))
-        if exp is None or exp <= now - LEEWAY:
-            raise SignInError("The logout token has expired (exp).")
-        if iat is None or iat > now + LEEWAY or iat < now - MAX_LOGOUT_TOKEN_AGE - LEEWAY:
-            raise SignInError("The logout token's issue time is not acceptable (iat).")
+        self._check_issuer_and_audience(claims, "logout token")
+        _check_times(claims, "logout token", MAX_LOGOUT_TOKEN_AGE)
         events = claims.get("events")
         if not isinstance(events, dict) or not isinstance(events.get(LOGOUT_EVENT), dict):
             raise SignInError("The logout token carries no back-channel logout event (events).")
@@ -362,6 +353,16 @@ class RelyingParty:
         if id_token_hint:
             params = {"id_token_hint": id_token_hint, **params}
         return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(params)}"
+
+
+def _check_times(claims: dict[str, Any], what: str, max_age: int) -> None:
+    """Not expired (`exp`) and issued neither in the future nor too long ago (`iat`)."""
+    now = time.time()
+    exp, iat = _time(claims.get("exp")), _time(claims.get("iat"))
+    if exp is None or exp <= now - LEEWAY:
+        raise SignInError(f"The {what} has expired (exp).")
+    if iat is None or iat > now + LEEWAY or iat < now - max_age - LEEWAY:
+        raise SignInError(f"The {what}'s issue time is not acceptable (iat).")
 
 
 def _time(value: Any) -> float | None:
