@@ -365,20 +365,32 @@ def user(s: Session, user_id: uuid.UUID) -> User | None:
     return s.execute(select(User).where(User.id == user_id)).scalar_one_or_none()
 
 
-def memberships_with_clients(
+def user_with_memberships(
     s: Session, user_id: uuid.UUID
-) -> Sequence[tuple[Membership, str | None]]:
-    """The person's roles, each with the display name of its client (None: agency-wide)."""
+) -> tuple[User | None, list[tuple[Membership, str | None]]]:
+    """The person and their roles (each with its client's display name) in one statement: a
+    token request checks the person and, for the `switchboard:memberships` scope, lists the
+    roles in the ID token."""
     stmt = (
-        select(Membership, Client.display_name)
+        select(User, Membership, Client.display_name)
+        .outerjoin(
+            Membership,
+            (Membership.agency_id == User.agency_id) & (Membership.user_id == User.id),
+        )
         .outerjoin(
             Client,
             (Client.agency_id == Membership.agency_id) & (Client.id == Membership.client_id),
         )
-        .where(Membership.user_id == user_id)
+        .where(User.id == user_id)
         .order_by(Membership.created_at, Membership.id)
     )
-    return [(m, name) for m, name in s.execute(stmt).all()]
+    found: User | None = None
+    roles: list[tuple[Membership, str | None]] = []
+    for person, membership, client_name in s.execute(stmt).all():
+        found = person
+        if membership is not None:
+            roles.append((membership, client_name))
+    return found, roles
 
 
 def browser_session(s: Session, session_id: uuid.UUID) -> UserSession | None:

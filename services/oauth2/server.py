@@ -59,7 +59,7 @@ from services.oauth2.models import (
 )
 from services.oauth2.schemas import API_SCOPE, MEMBERSHIPS_SCOPE, USER_SCOPES
 from services.settings import get_settings
-from tenants.models import User, UserStatus
+from tenants.models import Membership, User, UserStatus
 
 CLIENT_PREFIX = "oac"
 USER_PREFIX = "usr"
@@ -111,6 +111,7 @@ class ProviderContext:
     _issued: dict[str, tuple[str, int]] = field(default_factory=dict)
     _signing: dict[str, keys.PrivateKey] = field(default_factory=dict)
     _users: dict[uuid.UUID, User | None] = field(default_factory=dict)
+    _roles: dict[uuid.UUID, list[tuple[Membership, str | None]]] = field(default_factory=dict)
     # Codes and refresh tokens this request marked used; released if the request fails.
     _claims: list[tuple[type[AuthorizationCode | OAuthToken], uuid.UUID]] = field(
         default_factory=list
@@ -125,10 +126,18 @@ class ProviderContext:
         return key
 
     def user(self, user_id: uuid.UUID) -> User | None:
-        """The person, loaded once per request (the grant checks them, the claims read them)."""
+        """The person, loaded once per request with their roles, in one statement (the grant
+        checks them, the claims read them)."""
         if user_id not in self._users:
-            self._users[user_id] = repo.user(self.session, user_id)
+            self._users[user_id], self._roles[user_id] = repo.user_with_memberships(
+                self.session, user_id
+            )
         return self._users[user_id]
+
+    def roles(self, user_id: uuid.UUID) -> list[tuple[Membership, str | None]]:
+        """The person's memberships with their clients' names (loaded with the person)."""
+        self.user(user_id)
+        return self._roles.get(user_id, [])
 
     def release_claims(self) -> None:
         while self._claims:
@@ -382,7 +391,7 @@ def user_claims(ctx: ProviderContext, user_id: uuid.UUID, scope: str) -> dict[st
     if MEMBERSHIPS_SCOPE in scopes:
         memberships = []
         roles: set[str] = set()
-        for m, client_name in repo.memberships_with_clients(ctx.session, user.id):
+        for m, client_name in ctx.roles(user.id):
             role = str(m.role.value if hasattr(m.role, "value") else m.role)
             roles.add(role)
             memberships.append(

@@ -18,10 +18,11 @@ from services.kit.db import get_engine
 # The budgets (see docs/benchmarks.md, "Token endpoint"), in the steady state (issuer, relying
 # party and signing key cached). Before issue 7 §6, on PostgreSQL: a code exchange sent 12
 # statements and a refresh 12 (9 and 9 on SQLite).
-# Code exchange: claim the code (UPDATE ... RETURNING), the person, INSERT both tokens, the
-# person's memberships (ID-token claims). Refresh: the same, claiming the refresh token.
-CODE_EXCHANGE_STATEMENTS = 4
-REFRESH_STATEMENTS = 4
+# Code exchange: claim the code (UPDATE ... RETURNING), the person with their memberships
+# (checked by the grant, listed in the ID token), INSERT both tokens. Refresh: the same,
+# claiming the refresh token.
+CODE_EXCHANGE_STATEMENTS = 3
+REFRESH_STATEMENTS = 3
 # PostgreSQL only: the transaction's RLS role and tenant (`set_config`, tenants/scoping.py).
 RLS_SETTINGS = 1
 
