@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,6 +22,7 @@ from services.kit import openapi
 from services.kit.db import dispose_engines, get_engine
 from services.kit.logging import configure_logging
 from services.kit.web import EdgeMiddleware, install_error_handlers
+from services.oauth2.endpoints import issuer as oauth2_issuer
 from services.oauth2.endpoints import router as oauth2_router
 from services.records.endpoints import router as clients_router
 from services.scim.endpoints import router as scim_router
@@ -41,6 +43,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     from tenants.rls import refuse_privileged_login
 
     await anyio.to_thread.run_sync(refuse_privileged_login, settings)
+    # Everything imported at start-up lives as long as the process: moved out of the
+    # collector's reach, so that full collections no longer walk ~200,000 long-lived objects
+    # (a 100 ms pause each under load).
+    gc.collect()
+    gc.freeze()
     # Cached API keys may live longer while this process hears revocations (keycache).
     listener = KeyCacheListener.from_settings()
     if listener is not None:
@@ -85,6 +92,9 @@ def create_app() -> FastAPI:
     openapi.install(app)  # problem responses, bearer auth, links from creates
     app.add_middleware(EdgeMiddleware)
 
+    # Routes are matched in order: the OpenID provider's machine endpoints (the token
+    # endpoint above all) first; none of them overlaps another route.
+    app.include_router(oauth2_issuer)
     api = APIRouter(prefix="/api/v1")
     api.include_router(agencies_router)
     api.include_router(clients_router)

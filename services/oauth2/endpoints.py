@@ -13,13 +13,14 @@ from __future__ import annotations
 import base64
 import json
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from services.identity import impersonation
 from services.kit import ids
+from services.kit.errors import BadRequest
 from services.kit.schemas import path_id
 from services.kit.web import DBSession
 from services.oauth2 import service
@@ -46,13 +47,36 @@ issuer = APIRouter(prefix="/a/{slug}", include_in_schema=False)
 browser = APIRouter(prefix="/a/{slug}/oauth2", route_class=PortalRoute, include_in_schema=False)
 api = APIRouter(prefix="/api/v1", tags=["oauth clients"])
 
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+URLENCODED = "application/x-www-form-urlencoded"
+FORM_TYPES = (URLENCODED, "multipart/form-data")
+MAX_FORM_FIELDS = 1000  # as Starlette's form parser
 
 
-async def snapshot(request: Request) -> HttpSnapshot:
+def _urlencoded(body: bytes) -> list[tuple[str, str]]:
+    """An `application/x-www-form-urlencoded` body as Starlette's form parser reads it (raw
+    bytes as Latin-1, %-escapes as UTF-8), without the streaming parser: token requests are
+    small and this is the provider's hottest path."""
+    try:
+        return parse_qsl(
+            body.decode("latin-1"),
+            keep_blank_values=True,
+            encoding="utf-8",
+            errors="replace",
+            max_num_fields=MAX_FORM_FIELDS,
+        )
+    except ValueError as exc:
+        limit = f"Too many fields. Maximum number of fields is {MAX_FORM_FIELDS}."
+        raise BadRequest(limit) from exc
+
+
+async def snapshot(request: Request, *, machine: bool = False) -> HttpSnapshot:
+    """The request as the provider reads it. `machine`: an issuer endpoint (token, userinfo,
+    revoke, introspect), whose urlencoded body nothing else has read."""
     form: list[tuple[str, str]] = []
     content_type = request.headers.get("content-type", "")
-    if request.method == "POST" and content_type.startswith(FORM_TYPES):
+    if machine and request.method == "POST" and content_type.startswith(URLENCODED):
+        form = _urlencoded(await request.body())
+    elif request.method == "POST" and content_type.startswith(FORM_TYPES):
         data = await request.form()
         form = [(k, v) for k, v in data.multi_items() if isinstance(v, str)]
     query = list(request.query_params.multi_items())
@@ -101,23 +125,24 @@ async def jwks(agency: IssuerAgency, session: DBSession) -> Response:
 
 @issuer.post("/oauth2/token", name="oauth2_token")
 async def token(request: Request, agency: IssuerAgency, session: DBSession) -> Response:
-    return _respond(await service.token(session, agency, await snapshot(request)))
+    return _respond(await service.token(session, agency, await snapshot(request, machine=True)))
 
 
 @issuer.api_route("/oauth2/userinfo", methods=["GET", "POST"], name="oauth2_userinfo")
 async def userinfo(request: Request, agency: IssuerAgency, session: DBSession) -> Response:
-    return _respond(await service.userinfo(session, agency, await snapshot(request)))
+    snap = await snapshot(request, machine=True)
+    return _respond(await service.userinfo(session, agency, snap))
 
 
 @issuer.post("/oauth2/revoke", name="oauth2_revoke")
 async def revoke(request: Request, agency: IssuerAgency, session: DBSession) -> Response:
-    snap = await snapshot(request)
+    snap = await snapshot(request, machine=True)
     return _respond(await service.endpoint(session, agency, "revocation", snap))
 
 
 @issuer.post("/oauth2/introspect", name="oauth2_introspect")
 async def introspect(request: Request, agency: IssuerAgency, session: DBSession) -> Response:
-    snap = await snapshot(request)
+    snap = await snapshot(request, machine=True)
     return _respond(await service.endpoint(session, agency, "introspection", snap))
 
 
@@ -454,6 +479,8 @@ async def disable_client_solution(
     return Response(status_code=204)
 
 
-router.include_router(issuer)
+# `issuer` (discovery, keys, token, userinfo, revoke, introspect) is mounted by itself, first
+# (services/app.py): machine clients call the token endpoint most, and routes are matched in
+# order. `router` carries the browser pages and the API.
 router.include_router(browser)
 router.include_router(api)
