@@ -22,9 +22,10 @@ import anyio
 import structlog
 from celery import Celery, signals
 from sqlalchemy import CursorResult, delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from services.kit import jobs
+from services.kit import jobs, mail
 from services.kit.db import unit_of_work
 from services.kit.jobs import JobOutbox, publish
 from services.kit.types import utcnow
@@ -146,6 +147,12 @@ def tenant_task(name: str, *, max_retries: int = 5) -> Callable[[TaskFn], TaskFn
         return fn
 
     return decorate
+
+
+@tenant_task(mail.DELIVER_TASK)
+async def deliver_mail(session: AsyncSession, email_id: str, sender: str) -> None:
+    """One recorded message over SMTP, after the transaction that wrote it committed."""
+    await mail.deliver(session, uuid.UUID(email_id), sender)
 
 
 def registered_tasks() -> frozenset[str]:

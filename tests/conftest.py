@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 # ---- environment, before any application module reads its settings ----------------------
@@ -121,6 +122,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 class Mailbox:
     def __init__(self) -> None:
         self.messages: list[dict[str, str]] = []
+        # called with each message as it arrives, before the sender hears "250 OK"
+        self.on_receive: list[Callable[[dict[str, str]], None]] = []
 
     async def handle_DATA(self, server, session, envelope):
         from email import message_from_bytes
@@ -128,14 +131,15 @@ class Mailbox:
 
         msg = message_from_bytes(envelope.content, policy=default)
         body = msg.get_body(preferencelist=("plain",))
-        self.messages.append(
-            {
-                "to": ",".join(envelope.rcpt_tos),
-                "from": str(msg["From"]),
-                "subject": str(msg["Subject"]),
-                "body": body.get_content() if body else "",
-            }
-        )
+        received = {
+            "to": ",".join(envelope.rcpt_tos),
+            "from": str(msg["From"]),
+            "subject": str(msg["Subject"]),
+            "body": body.get_content() if body else "",
+        }
+        for hook in list(self.on_receive):
+            hook(received)
+        self.messages.append(received)
         return "250 OK"
 
     def to(self, address: str) -> list[dict[str, str]]:

@@ -16,9 +16,12 @@ from sqlalchemy import Text, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, col
 
+from services.kit import jobs
 from services.kit.models import TenantModel
 from services.kit.types import UTCDateTime, utcnow
 from services.settings import get_settings
+
+DELIVER_TASK = "mail.deliver"
 
 
 class OutboundEmail(TenantModel, table=True):
@@ -74,29 +77,48 @@ async def send(
     sender_name: str | None = None,
     sender_address: str | None = None,
 ) -> OutboundEmail:
-    """Record and (with SMTP configured) send one message. The sender is the agency's own
-    name and address when it set them, else the platform's address under the agency's name."""
+    """Record one message and, with SMTP configured, queue its delivery (`mail.deliver`,
+    services/worker.py), which runs once this transaction has committed: what the message
+    points at (a reset or invitation link the caller just minted) works the moment the
+    recipient has it, and a failed delivery is retried without redoing the caller's work.
+    The sender is the agency's own name and address when it set them, else the platform's
+    address under the agency's name."""
     settings = get_settings()
-    msg = EmailMessage()
     default_name, default_address = parseaddr(settings.smtp_sender)
     sender = formataddr((sender_name or default_name, sender_address or default_address))
-    msg["From"] = sender
-    msg["To"] = to
-    msg["Subject"] = subject
-    msg["Message-ID"] = make_msgid(domain="switchboard.local")
-    msg.set_content(body)
     row = OutboundEmail(
         agency_id=agency_id,
         to_address=to,
         subject=subject,
         body_text=body,
-        message_id=str(msg["Message-ID"]),
+        message_id=make_msgid(domain="switchboard.local"),
+        status="queued" if settings.smtp_host else "stored",
     )
     session.add(row)
-    if settings.smtp_host:
-        await anyio.to_thread.run_sync(_send_smtp, msg)  # raises: the task retries
-        row.status, row.sent_at = "sent", utcnow()
-    else:
-        row.status = "stored"
     await session.flush()
+    if settings.smtp_host:
+        jobs.enqueue(session, DELIVER_TASK, agency_id, email_id=str(row.id), sender=sender)
     return row
+
+
+def message_of(row: OutboundEmail, sender: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = row.to_address
+    msg["Subject"] = row.subject
+    msg["Message-ID"] = row.message_id
+    msg.set_content(row.body_text)
+    return msg
+
+
+async def deliver(session: AsyncSession, email_id: uuid.UUID, sender: str) -> None:
+    """Send a queued message over SMTP (the `mail.deliver` task). Raises when the server
+    cannot take it: the task retries. A message already sent is not sent again."""
+    row = (
+        await session.execute(select(OutboundEmail).where(col(OutboundEmail.id) == email_id))
+    ).scalar_one_or_none()
+    if row is None or row.status != "queued":
+        return
+    await anyio.to_thread.run_sync(_send_smtp, message_of(row, sender))
+    row.status, row.sent_at = "sent", utcnow()
+    await session.flush()

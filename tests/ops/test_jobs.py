@@ -369,7 +369,13 @@ async def test_invitation_and_reset_links_never_sit_in_the_outbox(client, make_a
 
     # completed rows go after a short grace, not before
     await purge_outbox()
-    assert len(await _outbox(agency.id)) == 2
+    # the two deliveries and the two messages they queued (mail.deliver, by row id)
+    assert sorted(j.task for j in await _outbox(agency.id)) == [
+        "identity.invitation.deliver",
+        "identity.password_reset.deliver",
+        "mail.deliver",
+        "mail.deliver",
+    ]
     from services.kit.types import utcnow
     from services.worker import COMPLETED_GRACE
 
@@ -382,5 +388,40 @@ async def test_invitation_and_reset_links_never_sit_in_the_outbox(client, make_a
             .where(jobs.JobOutbox.agency_id == agency.id)
             .values(completed_at=utcnow() - COMPLETED_GRACE - timedelta(minutes=1))
         )
-    assert (await purge_outbox())["job_outbox"] >= 2
+    assert (await purge_outbox())["job_outbox"] >= 4
     assert await _outbox(agency.id) == []
+
+
+async def test_a_reset_link_works_the_moment_its_message_arrives(client, make_agency, mailbox):
+    """The link is minted by the delivering task: the message may leave only once the task's
+    transaction has committed it (a person who clicks at once, or a mail scanner that follows
+    links on arrival, found a 404 before)."""
+    import asyncio
+    import re
+
+    from services.identity import service as identity
+    from services.kit.db import unit_of_work
+    from tenants.context import TenantContext
+    from tenants.models import Agency
+    from tenants.scoping import set_tenant
+
+    loop = asyncio.get_running_loop()
+    agency = await make_agency(name="Prompt Links")
+    opened: list[int] = []
+
+    def follow(message: dict[str, str]) -> None:
+        found = re.search(r"http://testserver(/a/[^/]+/reset/[A-Za-z0-9]+)", message["body"])
+        if found and agency.owner_email in message["to"]:
+            pending = asyncio.run_coroutine_threadsafe(client.get(found.group(1)), loop)
+            opened.append(pending.result(timeout=30).status_code)
+
+    mailbox.on_receive.append(follow)
+    try:
+        async with unit_of_work() as session:
+            await set_tenant(session, TenantContext.for_agency(agency.id))
+            row = await session.get(Agency, agency.id)
+            await identity.issue_password_reset(session, row, agency.owner_email, ip=None)
+        await wait_for_jobs(lambda: bool(opened), timeout=60)
+    finally:
+        mailbox.on_receive.remove(follow)
+    assert opened == [200]
