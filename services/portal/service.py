@@ -18,6 +18,7 @@ from services.identity import repository as identity_repo
 from services.identity.models import Invitation
 from services.kit import ids, mail
 from services.kit.types import utcnow
+from services.oauth2 import repository as oauth2_repo
 from services.portal import impersonation as imp_views
 from services.portal import repository as repo
 from services.portal.labels import ROLE_LABELS, STAGE_LABELS
@@ -63,6 +64,20 @@ async def viewer(session: AsyncSession, principal: Principal) -> Viewer:
     return Viewer(user.name or user.email, user.email)
 
 
+async def user_of(session: AsyncSession, principal: Principal) -> User | None:
+    """The signed-in person's own user row (None for a principal that is no person)."""
+    if principal.user_id is None:
+        return None
+    return await identity_repo.user(session, principal.user_id)
+
+
+async def me(session: AsyncSession, principal: Principal) -> User:
+    """The signed-in person's own user row, on pages only a person reaches."""
+    user = await user_of(session, principal)
+    assert user is not None
+    return user
+
+
 def landing(principal: Principal, base: str) -> str:
     """Where a signed-in person starts: a client's people on their solutions (the portal's
     home for them); someone who serves one client and cannot create others on its record;
@@ -82,6 +97,9 @@ def clients_home(principal: Principal, base: str) -> str:
 
 
 # ---- clients list ------------------------------------------------------------------------------
+
+# The list's `sort` choices, by the name the page's links use.
+SORTS = {"name": ClientSort.NAME, "newest": ClientSort.NEWEST, "oldest": ClientSort.OLDEST}
 
 
 @dataclass
@@ -390,6 +408,35 @@ def grantable_roles(principal: Principal) -> list[Role]:
 async def client_choices(session: AsyncSession) -> list[tuple[str, str]]:
     return [
         (ids.encode("cli", cid), name)
+        for cid, name in await repo.client_choices(session, CHOICES_LIMIT)
+    ]
+
+
+# ---- the apps console: which clients a solution is enabled for ------------------------------
+
+
+@dataclass
+class SolutionClient:
+    id: str
+    name: str
+    enabled: bool
+
+
+async def solution_client_ids(session: AsyncSession, app_id: uuid.UUID) -> set[uuid.UUID]:
+    """The clients this app (a solution) is enabled for."""
+    return await session.run_sync(oauth2_repo.clients_with_solution, app_id)
+
+
+async def solution_client_counts(session: AsyncSession) -> dict[uuid.UUID, int]:
+    """For each app, the number of clients it is enabled for."""
+    return await session.run_sync(oauth2_repo.solution_client_counts)
+
+
+async def solution_clients(session: AsyncSession, app_id: uuid.UUID) -> list[SolutionClient]:
+    """The clients (the first 500 by name), each with whether this app is enabled for it."""
+    enabled = await solution_client_ids(session, app_id)
+    return [
+        SolutionClient(ids.encode("cli", cid), name, cid in enabled)
         for cid, name in await repo.client_choices(session, CHOICES_LIMIT)
     ]
 
