@@ -14,9 +14,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.identity import access
 from services.identity import repository as identity_repo
 from services.identity.models import Invitation
 from services.kit import ids, mail
+from services.kit.errors import Forbidden
 from services.kit.types import utcnow
 from services.oauth2 import repository as oauth2_repo
 from services.portal import impersonation as imp_views
@@ -27,7 +29,7 @@ from services.records.lifecycle import LIFECYCLE_TRANSITIONS
 from services.records.repository import ClientSort
 from tenants.models import AuditEvent, Client, LifecycleStage, User
 from tenants.principal import Principal
-from tenants.roles import AGENCY_ROLES, CLIENT_ROLES, Permission, Role, can_grant
+from tenants.roles import AGENCY_ROLES, CLIENT_ROLES, Permission, Role
 
 PAGE_SIZE = 25
 HISTORY_SIZE = 15
@@ -393,15 +395,25 @@ async def team(session: AsyncSession, principal: Principal) -> Team:
     )
 
 
+def _may_grant(principal: Principal, role: Role) -> bool:
+    try:
+        access.check_grant(principal, role)
+    except Forbidden:
+        return False
+    return True
+
+
 def grantable_roles(principal: Principal) -> list[Role]:
-    """The roles this person may invite someone into (the identity service re-checks)."""
-    if principal.role is None or not principal.can(Permission.USERS_INVITE):
+    """The roles this person may invite someone into, highest first: those the one rule of
+    who may grant what (`services.identity.access.check_grant`) allows, and for a
+    client-scoped person only roles on a client (an agency role has none, and the identity
+    service refuses it to them). The identity service re-checks every invitation."""
+    if not principal.can(Permission.USERS_INVITE):
         return []
-    role = principal.role
     return [
         r
         for r in sorted(Role, key=lambda r: -r.rank)
-        if can_grant(role, r) and (r in CLIENT_ROLES or not principal.is_client_scoped)
+        if _may_grant(principal, r) and (r in CLIENT_ROLES or not principal.is_client_scoped)
     ]
 
 

@@ -1,4 +1,6 @@
-"""The team: the agency's people and their roles, inviting someone, revoking an invitation."""
+"""The team: the agency's people and their roles, inviting someone, revoking an invitation.
+Which roles the form offers is the identity domain's rule (`portal.grantable_roles` asks
+`services.identity.access`); the invitation itself is checked again by the identity service."""
 
 from __future__ import annotations
 
