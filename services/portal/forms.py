@@ -8,11 +8,13 @@ errors into one message per form field.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Query
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
+from services.kit import schemas as kit_schemas
 from services.kit.errors import SwitchboardError
 from services.records.schemas import ClientCreate, ClientUpdate
 from tenants.models import Client
@@ -45,6 +47,9 @@ _FIELD_OF = {"hours": "hours", "categories": "categories"}
 
 Values = dict[str, Any]
 Errors = dict[str, str]
+
+# A short value of the query string (`?next=`, `?q=`): text without NUL, 200 characters at most.
+QueryText = Annotated[kit_schemas.Text, Query(max_length=200)]
 
 
 class FormErrors(Exception):

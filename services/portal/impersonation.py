@@ -20,7 +20,6 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,17 +30,19 @@ from services.identity.models import Impersonation
 from services.kit import ids
 from services.kit.errors import Forbidden
 from services.kit.types import utcnow
+from services.portal import repository as repo
 from services.portal import security
 from services.portal.labels import ROLE_LABELS
 from services.portal.routing import LoginRequired
 from services.settings import get_settings
-from tenants.models import Agency, AuditEvent, Membership, User, UserStatus
+from tenants.models import Agency
 from tenants.principal import Principal
 from tenants.roles import CLIENT_ROLES, Permission, Role
 from tenants.scoping import Widening, current_tenant, widen_to_agency
 
 RETURN_COOKIE = "sb_imp_return"
 ACCESS_LIST_SIZE = 20
+VIEW_AS_LIMIT = 200
 
 
 class ImpersonationOver(LoginRequired):
@@ -135,24 +136,9 @@ async def view_as(
         principal
     ):
         return None
-    agency_people = select(Membership.user_id).where(Membership.client_id.is_(None))
-    stmt = (
-        select(User, Membership.role)
-        .join(
-            Membership, (Membership.user_id == User.id) & (Membership.agency_id == User.agency_id)
-        )
-        .where(
-            Membership.client_id == client_id,
-            Membership.role.in_([r.value for r in CLIENT_ROLES]),
-            User.status == UserStatus.ACTIVE,
-            User.id.not_in(agency_people),
-        )
-        .order_by(User.name, User.email)
-        .limit(200)
-    )
     people = [
         Candidate(ids.encode("usr", u.id), u.name or u.email, u.email, ROLE_LABELS[Role(role)])
-        for u, role in (await session.execute(stmt)).all()
+        for u, role in await repo.client_people(session, client_id, VIEW_AS_LIMIT)
         if u.id != principal.user_id
     ]
     return ViewAs(people)
@@ -193,16 +179,7 @@ async def agency_access(
     why and for how long (from the audit trail; for those who may read it)."""
     if not principal.can(Permission.AUDIT_READ):
         return None
-    stmt = (
-        select(AuditEvent)
-        .where(
-            AuditEvent.client_id == client_id,
-            AuditEvent.action.in_(["impersonation.started", "impersonation.ended"]),
-        )
-        .order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
-        .limit(ACCESS_LIST_SIZE * 2)
-    )
-    events = (await session.execute(stmt)).scalars().all()
+    events = await repo.impersonation_events(session, client_id, ACCESS_LIST_SIZE * 2)
     ends = {e.target_id: e for e in events if e.action == "impersonation.ended"}
     out: list[Access] = []
     for e in events:

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tenants.models import AuditEvent, Client, LifecycleStage, Membership, User
-from tenants.roles import AGENCY_ROLES
+from tenants.models import AuditEvent, Client, LifecycleStage, Membership, User, UserStatus
+from tenants.roles import AGENCY_ROLES, CLIENT_ROLES
 
 
 async def stage_counts(session: AsyncSession) -> dict[LifecycleStage, int]:
@@ -59,4 +59,43 @@ async def agency_team(session: AsyncSession) -> Sequence[User]:
         Membership.client_id.is_(None), Membership.role.in_([r.value for r in AGENCY_ROLES])
     )
     stmt = select(User).where(User.id.in_(team)).order_by(User.name, User.email)
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def client_people(
+    session: AsyncSession, client_id: uuid.UUID, limit: int
+) -> Sequence[tuple[User, str]]:
+    """The client's own active people (a client role on it, no agency role), with their role
+    there, by name: whom "View as a client user" offers."""
+    agency_people = select(Membership.user_id).where(Membership.client_id.is_(None))
+    stmt = (
+        select(User, Membership.role)
+        .join(
+            Membership, (Membership.user_id == User.id) & (Membership.agency_id == User.agency_id)
+        )
+        .where(
+            Membership.client_id == client_id,
+            Membership.role.in_([r.value for r in CLIENT_ROLES]),
+            User.status == UserStatus.ACTIVE,
+            User.id.not_in(agency_people),
+        )
+        .order_by(User.name, User.email)
+        .limit(limit)
+    )
+    return [(u, role) for u, role in (await session.execute(stmt)).all()]
+
+
+async def impersonation_events(
+    session: AsyncSession, client_id: uuid.UUID, limit: int
+) -> Sequence[AuditEvent]:
+    """The latest starts and ends of impersonations on this client, newest first."""
+    stmt = (
+        select(AuditEvent)
+        .where(
+            AuditEvent.client_id == client_id,
+            AuditEvent.action.in_(["impersonation.started", "impersonation.ended"]),
+        )
+        .order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
+        .limit(limit)
+    )
     return (await session.execute(stmt)).scalars().all()

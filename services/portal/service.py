@@ -14,10 +14,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.identity import access
 from services.identity import repository as identity_repo
 from services.identity.models import Invitation
 from services.kit import ids, mail
+from services.kit.errors import Forbidden
 from services.kit.types import utcnow
+from services.oauth2 import repository as oauth2_repo
 from services.portal import impersonation as imp_views
 from services.portal import repository as repo
 from services.portal.labels import ROLE_LABELS, STAGE_LABELS
@@ -26,7 +29,7 @@ from services.records.lifecycle import LIFECYCLE_TRANSITIONS
 from services.records.repository import ClientSort
 from tenants.models import AuditEvent, Client, LifecycleStage, User
 from tenants.principal import Principal
-from tenants.roles import AGENCY_ROLES, CLIENT_ROLES, Permission, Role, can_grant
+from tenants.roles import AGENCY_ROLES, CLIENT_ROLES, Permission, Role
 
 PAGE_SIZE = 25
 HISTORY_SIZE = 15
@@ -63,6 +66,20 @@ async def viewer(session: AsyncSession, principal: Principal) -> Viewer:
     return Viewer(user.name or user.email, user.email)
 
 
+async def user_of(session: AsyncSession, principal: Principal) -> User | None:
+    """The signed-in person's own user row (None for a principal that is no person)."""
+    if principal.user_id is None:
+        return None
+    return await identity_repo.user(session, principal.user_id)
+
+
+async def me(session: AsyncSession, principal: Principal) -> User:
+    """The signed-in person's own user row, on pages only a person reaches."""
+    user = await user_of(session, principal)
+    assert user is not None
+    return user
+
+
 def landing(principal: Principal, base: str) -> str:
     """Where a signed-in person starts: a client's people on their solutions (the portal's
     home for them); someone who serves one client and cannot create others on its record;
@@ -82,6 +99,9 @@ def clients_home(principal: Principal, base: str) -> str:
 
 
 # ---- clients list ------------------------------------------------------------------------------
+
+# The list's `sort` choices, by the name the page's links use.
+SORTS = {"name": ClientSort.NAME, "newest": ClientSort.NEWEST, "oldest": ClientSort.OLDEST}
 
 
 @dataclass
@@ -375,21 +395,60 @@ async def team(session: AsyncSession, principal: Principal) -> Team:
     )
 
 
+def _may_grant(principal: Principal, role: Role) -> bool:
+    try:
+        access.check_grant(principal, role)
+    except Forbidden:
+        return False
+    return True
+
+
 def grantable_roles(principal: Principal) -> list[Role]:
-    """The roles this person may invite someone into (the identity service re-checks)."""
-    if principal.role is None or not principal.can(Permission.USERS_INVITE):
+    """The roles this person may invite someone into, highest first: those the one rule of
+    who may grant what (`services.identity.access.check_grant`) allows, and for a
+    client-scoped person only roles on a client (an agency role has none, and the identity
+    service refuses it to them). The identity service re-checks every invitation."""
+    if not principal.can(Permission.USERS_INVITE):
         return []
-    role = principal.role
     return [
         r
         for r in sorted(Role, key=lambda r: -r.rank)
-        if can_grant(role, r) and (r in CLIENT_ROLES or not principal.is_client_scoped)
+        if _may_grant(principal, r) and (r in CLIENT_ROLES or not principal.is_client_scoped)
     ]
 
 
 async def client_choices(session: AsyncSession) -> list[tuple[str, str]]:
     return [
         (ids.encode("cli", cid), name)
+        for cid, name in await repo.client_choices(session, CHOICES_LIMIT)
+    ]
+
+
+# ---- the apps console: which clients a solution is enabled for ------------------------------
+
+
+@dataclass
+class SolutionClient:
+    id: str
+    name: str
+    enabled: bool
+
+
+async def solution_client_ids(session: AsyncSession, app_id: uuid.UUID) -> set[uuid.UUID]:
+    """The clients this app (a solution) is enabled for."""
+    return await session.run_sync(oauth2_repo.clients_with_solution, app_id)
+
+
+async def solution_client_counts(session: AsyncSession) -> dict[uuid.UUID, int]:
+    """For each app, the number of clients it is enabled for."""
+    return await session.run_sync(oauth2_repo.solution_client_counts)
+
+
+async def solution_clients(session: AsyncSession, app_id: uuid.UUID) -> list[SolutionClient]:
+    """The clients (the first 500 by name), each with whether this app is enabled for it."""
+    enabled = await solution_client_ids(session, app_id)
+    return [
+        SolutionClient(ids.encode("cli", cid), name, cid in enabled)
         for cid, name in await repo.client_choices(session, CHOICES_LIMIT)
     ]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from services.portal.apps_admin import router
+from services.portal.pages.apps_admin import router
 
 SECRET = re.compile(r'<code class="secret" id="client-secret">([^<]+)</code>')
 FORM = {

@@ -4,8 +4,10 @@ answers 404 (exactly like an id that does not exist) and changes nothing:
 * a signed-in user of agency B, for agency A's objects;
 * a client user of client X (and staff assigned to X only), for client Y of the same agency.
 
-The route list is read from every router the portal mounts (`PORTAL_ROUTERS`), so a new
-route with an id fails `test_every_portal_id_route_is_covered` until it is added here.
+The route list is read from the portal's one list of page routers
+(`services.portal.endpoints.PAGE_ROUTERS`, the same list the app mounts), so a new page
+group is covered as soon as it is mounted, and a new route with an id fails
+`test_every_portal_id_route_is_covered` until it is added here.
 Path parameters that name no object (`{slug}`, the `{provider}` of upstream sign-in) are
 not ids.
 """
@@ -16,17 +18,9 @@ import re
 
 import httpx
 
-from services.portal import apps_admin, passkeys, recovery, upstream
-from services.portal.endpoints import router
+from services.portal.endpoints import PAGE_ROUTERS
 from tests.portal.conftest import PASSWORD
 
-PORTAL_ROUTERS = (
-    router,
-    apps_admin.router,
-    passkeys.router,
-    recovery.router,
-    upstream.router,
-)
 NOT_IDS = ("slug", "provider")
 APP_FORM = {
     "name": "Pwned",
@@ -71,7 +65,7 @@ ID_ROUTES: dict[tuple[str, str], dict[str, str] | None] = {
 
 def test_every_portal_id_route_is_covered():
     found = set()
-    for portal_router in PORTAL_ROUTERS:
+    for portal_router in PAGE_ROUTERS:
         for route in portal_router.routes:
             path = getattr(route, "path", "")
             if any(p not in NOT_IDS for p in re.findall(r"\{(\w+)\}", path)):
@@ -267,4 +261,4 @@ def test_every_portal_router_is_listed(app):
             for route in r.routes
         )
     }
-    assert portal and portal <= {id(r) for r in PORTAL_ROUTERS}
+    assert portal and portal <= {id(r) for r in PAGE_ROUTERS}

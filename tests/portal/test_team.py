@@ -118,6 +118,62 @@ async def test_client_invitation_lands_on_the_clients_home(
     assert people.status_code == 200 and "Maria Rossi" in people.text
 
 
+ALL_ROLES = ("agency_owner", "agency_admin", "agency_staff", "client_owner", "client_member")
+ROLE_OPTION = re.compile(r'<option value="((?:agency|client)_\w+)"')
+
+
+def _offered_roles(team_page: httpx.Response) -> set[str]:
+    if team_page.status_code != 200 or 'id="f-role"' not in team_page.text:
+        return set()
+    select = team_page.text.split('id="f-role"', 1)[1].split("</select>", 1)[0]
+    return set(ROLE_OPTION.findall(select))
+
+
+async def test_the_invite_form_offers_exactly_the_roles_an_invitation_may_grant(
+    client, make_agency, make_client, owner_browser, make_person
+):
+    """The roles the team page offers come from the one rule of who may grant what
+    (`identity.access`): each offered role is accepted when invited, every other one is
+    refused, for every kind of person."""
+    agency = await make_agency()
+    shop = await make_client(agency, legal_name="Bella Vista Bistro")
+    staff, staff_id = await make_person(agency, "agency_staff")
+    assigned = await client.patch(
+        f"/api/v1/clients/{shop['id']}", headers=agency.headers, json={"assigned_staff": [staff_id]}
+    )
+    assert assigned.status_code == 200
+    people = {
+        "agency_owner": await owner_browser(agency),
+        "agency_admin": (await make_person(agency, "agency_admin"))[0],
+        "agency_staff": staff,
+        "client_owner": (await make_person(agency, "client_owner", client_id=shop["id"]))[0],
+        "client_member": (await make_person(agency, "client_member", client_id=shop["id"]))[0],
+    }
+    client_roles = {"client_owner", "client_member"}
+    expected = {
+        "agency_owner": {"agency_owner", "agency_admin", "agency_staff"} | client_roles,
+        "agency_admin": {"agency_admin", "agency_staff"} | client_roles,
+        "agency_staff": client_roles,  # assigned to the shop: client-scoped
+        "client_owner": client_roles,
+        "client_member": set(),  # may not invite
+    }
+    team_url = f"/a/{agency.slug}/team"
+    for who, browser in people.items():
+        offered = _offered_roles(await browser.get(team_url))
+        assert offered == expected[who], (who, offered)
+        token = await browser.csrf(f"/a/{agency.slug}/clients/{shop['id']}")
+        for role in ALL_ROLES:
+            body = {
+                "email": f"{who}-{role}-{secrets.token_hex(2)}@people.example",
+                "role": role,
+                "csrf_token": token,
+            }
+            if role in client_roles:
+                body["client_id"] = shop["id"]
+            sent = await browser.post(f"{team_url}/invitations", body)
+            assert (sent.status_code == 303) == (role in offered), (who, role, sent.status_code)
+
+
 async def test_revoking_an_invitation_kills_its_link(
     client, make_agency, owner_browser, new_browser
 ):

@@ -7,7 +7,7 @@ settings page for them. The protocol and the rules are in `services.identity.ups
   top-level redirect, path `/a/{slug}/login/upstream/`, ten minutes), bound to the browser's
   CSRF cookie, and redirects to the provider.
 * `GET /login/upstream/{provider}/callback`: every answer drops `sb_upstream` (one try per
-  state). Success continues like a password sign-in (`endpoints._after_sign_in`: the second
+  state). Success continues like a password sign-in (`flow.after_sign_in`: the second
   factor when the person has one). A refusal is an error page, returned (not raised) so its
   audit event and throttle counters commit.
 * `GET /settings/sign-in`, `POST /settings/sign-in/{provider}`,
@@ -25,7 +25,7 @@ from services.identity import upstream
 from services.identity.upstream_oidc import LABELS, MICROSOFT, UpstreamError
 from services.kit.errors import NotFound, TooManyAttempts, ValidationFailed
 from services.kit.web import DBSession
-from services.portal import forms, security
+from services.portal import flow, forms, security
 from services.portal import service as portal
 from services.portal.auth import (
     AgencyManage,
@@ -132,8 +132,6 @@ def _refused(request: Request, slug: str, message: str, status: int) -> Response
 async def callback(
     request: Request, provider: str, agency: PublicAgency, session: DBSession
 ) -> Response:
-    from services.portal.endpoints import _after_sign_in
-
     _provider(provider)
     params = {k: v[:4096] for k, v in request.query_params.items()}
     try:
@@ -156,7 +154,7 @@ async def callback(
             f"Too many failed sign-ins. For your security, {exc.detail.split('; ')[-1]}.",
             429,
         )
-    response = await _after_sign_in(
+    response = await flow.after_sign_in(
         session,
         agency,
         done.user,

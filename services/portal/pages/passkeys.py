@@ -23,7 +23,6 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import JSONResponse, Response
 
 from services.identity import mfa, passkeys
-from services.identity import repository as identity_repo
 from services.identity import service as identity
 from services.kit.errors import (
     Conflict,
@@ -35,7 +34,7 @@ from services.kit.errors import (
 )
 from services.kit.schemas import path_id
 from services.kit.web import DBSession
-from services.portal import forms, security
+from services.portal import flow, forms, security
 from services.portal import service as portal
 from services.portal.auth import (
     CsrfChecked,
@@ -140,12 +139,6 @@ def _csrf_binding(request: Request) -> str:
     return request.cookies.get(security.CSRF_COOKIE, "")
 
 
-async def _me(session: DBSession, principal: Any) -> Any:
-    me = await identity_repo.user(session, principal.user_id)
-    assert me is not None
-    return me
-
-
 async def _landing(session: DBSession, agency: Agency, user: Any, target: str | None) -> str:
     if target:
         return target
@@ -164,7 +157,7 @@ async def _landing(session: DBSession, agency: Agency, user: Any, target: str | 
 async def registration_options(
     request: Request, agency: PortalAgency, principal: SignedIn, session: DBSession
 ) -> Response:
-    me = await _me(session, principal)
+    me = await portal.me(session, principal)
     try:
         ceremony = await passkeys.begin_registration(
             session, agency, me, binding=security.session_cookie(request)
@@ -182,7 +175,7 @@ async def registration_options(
 async def add(
     request: Request, agency: PortalAgency, principal: SignedIn, session: DBSession
 ) -> Response:
-    me = await _me(session, principal)
+    me = await portal.me(session, principal)
     body = await _body(request)
     try:
         await passkeys.finish_registration(
@@ -219,15 +212,13 @@ async def rename(
     principal: SignedIn,
     session: DBSession,
 ) -> Response:
-    from services.portal.endpoints import _account_page
-
-    me = await _me(session, principal)
+    me = await portal.me(session, principal)
     name = forms._text(await request.form(), "name")[:500]
     try:
         await passkeys.rename(session, me, _passkey_id(passkey_id), name)
     except ValidationFailed as exc:
         raise FormRejected(
-            await _account_page(
+            await flow.account_page(
                 request, session, agency, principal, error=_sentence(exc.detail), status=422
             )
         ) from None
@@ -246,9 +237,7 @@ async def remove(
     principal: SignedIn,
     session: DBSession,
 ) -> Response:
-    from services.portal.endpoints import _account_page
-
-    me = await _me(session, principal)
+    me = await portal.me(session, principal)
     form = await request.form()
     password = form.get("password")
     try:
@@ -262,7 +251,7 @@ async def remove(
         )
     except (ValidationFailed, TooManyAttempts) as exc:
         # Returned, not raised: the failed attempt's counters and audit event are committed.
-        return await _account_page(
+        return await flow.account_page(
             request,
             session,
             agency,

@@ -16,7 +16,6 @@ from services.kit import ids
 from services.kit.errors import SwitchboardError
 from services.kit.schemas import path_id
 from services.kit.web import DBSession
-from services.oauth2 import repository as oauth2_repo
 from services.oauth2 import service as oauth2
 from services.oauth2.models import ClientType, OAuthClient
 from services.oauth2.schemas import (
@@ -28,10 +27,10 @@ from services.oauth2.schemas import (
 )
 from services.oauth2.server import issuer_for
 from services.portal import forms, security
+from services.portal import service as portal
 from services.portal.auth import CsrfChecked, PortalAgency, require
 from services.portal.rendering import page
 from services.portal.routing import FormRejected, PortalRoute
-from services.records import repository as records_repo
 from tenants.principal import Principal
 from tenants.roles import Permission
 
@@ -129,15 +128,7 @@ def _rejected(request: Request, exc: SwitchboardError | forms.FormErrors, **kw: 
 
 
 async def _app_context(session: AsyncSession, agency_slug: str, row: OAuthClient) -> dict[str, Any]:
-    enabled = await session.run_sync(oauth2_repo.clients_with_solution, row.id)
-    clients = await records_repo.page(
-        session,
-        q=None,
-        stage=None,
-        sort=records_repo.ClientSort.NAME,
-        after=None,
-        limit=500,
-    )
+    clients = await portal.solution_clients(session, row.id)
     return {
         "id": ids.encode("oac", row.id),
         "name": row.name,
@@ -145,14 +136,7 @@ async def _app_context(session: AsyncSession, agency_slug: str, row: OAuthClient
         "secret_hint": row.secret_hint,
         "issuer": issuer_for(agency_slug),
         "solution": row.solution,
-        "clients": [
-            {
-                "id": ids.encode("cli", c.id),
-                "name": c.display_name,
-                "enabled": c.id in enabled,
-            }
-            for c in clients
-        ],
+        "clients": [{"id": c.id, "name": c.name, "enabled": c.enabled} for c in clients],
     }
 
 
@@ -166,7 +150,7 @@ async def _load(session: AsyncSession, app_id: str) -> OAuthClient:
 @router.get("/settings/apps", name="portal_apps_admin")
 async def apps_list(request: Request, principal: AppsManage, session: DBSession) -> Response:
     rows = await oauth2.list_clients(session)
-    counts = await session.run_sync(oauth2_repo.solution_client_counts)
+    counts = await portal.solution_client_counts(session)
     apps = [
         {
             "id": ids.encode("oac", r.id),
@@ -255,7 +239,7 @@ async def apps_clients(
         for raw in form.getlist("client_ids")
         if isinstance(raw, str) and (cid := ids.decode("cli", raw)) is not None
     }
-    enabled = await session.run_sync(oauth2_repo.clients_with_solution, row.id)
+    enabled = await portal.solution_client_ids(session, row.id)
     try:
         for cid in sorted(wanted - enabled):
             await oauth2.enable_solution(session, principal, cid, row.id)
