@@ -16,10 +16,11 @@ from __future__ import annotations
 import copy
 import uuid
 import weakref
-from collections.abc import AsyncIterator
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import ColumnElement, Table, and_, event, or_, select, text
@@ -338,6 +339,46 @@ def _scoped_models_in(statement: Any) -> list[type[SQLModel]]:
     return list(found)
 
 
+# Statements built once, at import, for the hottest paths (the token endpoint): their tenant
+# tables are found once, and the statement with a tenant's criteria attached is kept per
+# tenant, so that neither is rebuilt per request. Keyed by the object itself (a statement
+# derived from one, by `.where()` or `.options()`, is another object and is scoped afresh).
+_prepared: dict[int, tuple[Any, tuple[type[SQLModel], ...] | None]] = {}
+_scoped: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+SCOPED_STATEMENTS_KEPT = 4096
+
+S = TypeVar("S")
+
+
+def prepared(statement: S) -> S:
+    """Declare a module-level statement (values as `bindparam()`) reused on every call: it is
+    scoped like any other, once per tenant."""
+    _prepared[id(statement)] = (statement, None)
+    return statement
+
+
+def _scoped_prepared(statement: Any, ctx: TenantContext) -> Any | None:
+    entry = _prepared.get(id(statement))
+    if entry is None or entry[0] is not statement:
+        return None
+    clients = tuple(sorted(ctx.client_ids)) if ctx.client_ids is not None else None
+    key = (id(statement), ctx.agency_id, clients, ctx.user_id, len(SQLModel.metadata.tables))
+    found = _scoped.get(key)
+    if found is not None:
+        _scoped.move_to_end(key)
+        return found
+    models = entry[1]
+    if models is None:
+        models = tuple(_scoped_models_in(statement))
+        _prepared[id(statement)] = (statement, models)
+    options = _criteria(models, ctx)
+    found = statement.options(*options) if options else statement
+    _scoped[key] = found
+    while len(_scoped) > SCOPED_STATEMENTS_KEPT:
+        _scoped.popitem(last=False)
+    return found
+
+
 @event.listens_for(AppSession, "do_orm_execute")
 def _scope_statement(state: ORMExecuteState) -> None:
     if not (state.is_select or state.is_update or state.is_delete):
@@ -349,10 +390,21 @@ def _scope_statement(state: ORMExecuteState) -> None:
         raise TenantScopeMissing("ORM statement with no tenant in scope")
     if ctx.is_unscoped:
         return
+    scoped = _scoped_prepared(state.statement, ctx)
+    if scoped is not None:
+        state.statement = scoped
+        return
+    options = _criteria(_scoped_models_in(state.statement), ctx)
+    if options:
+        state.statement = state.statement.options(*options)
+
+
+def _criteria(models: Iterable[type[SQLModel]], ctx: TenantContext) -> list[Any]:
+    """The loader criteria that keep a statement touching `models` inside the tenant."""
     agency_id = ctx.agency_id
     client_ids = sorted(ctx.client_ids) if ctx.client_ids is not None else None
     options: list[Any] = []
-    for model in _scoped_models_in(state.statement):
+    for model in models:
         if model is Agency:
             options.append(
                 with_loader_criteria(Agency, lambda cls: cls.id == agency_id, include_aliases=True)
@@ -381,8 +433,7 @@ def _scope_statement(state: ORMExecuteState) -> None:
             if ctx.user_id is not None:
                 visible = or_(col(User.id) == ctx.user_id, visible)
             options.append(with_loader_criteria(User, visible, include_aliases=True))
-    if options:
-        state.statement = state.statement.options(*options)
+    return options
 
 
 # ---- Flush: writes stay inside the tenant, and every write is audited -------------------

@@ -7,12 +7,14 @@ count. The mapping is pure, so no extra column or lookup is needed.
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 
 _ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _INDEX = {c: i for i, c in enumerate(_ALPHABET)}
 
 
-def _b58(n: int) -> str:
+@lru_cache(maxsize=8192)
+def _b58(n: int) -> str:  # pure; the same few ids recur in every token and page
     out = []
     while n:
         n, r = divmod(n, 58)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,7 +31,7 @@ from services.oauth2.models import (
     TokenKind,
 )
 from tenants.models import Client, Membership, User
-from tenants.scoping import current_tenant
+from tenants.scoping import current_tenant, prepared
 
 _NO_SYNC = {"synchronize_session": False}
 
@@ -165,25 +165,30 @@ def nonce_used(s: Session, client_id: uuid.UUID, nonce: str) -> bool:
     return s.execute(stmt.limit(1)).first() is not None
 
 
+# The token endpoint's statements, built once (values bound per call): see
+# tenants.scoping.prepared.
+_CLAIM_CODE = prepared(
+    update(AuthorizationCode)
+    .where(
+        AuthorizationCode.code_hash == bindparam("p_hash"),
+        AuthorizationCode.client_id == bindparam("p_client"),
+        AuthorizationCode.used_at.is_(None),
+        AuthorizationCode.expires_at > bindparam("p_now"),
+    )
+    .values(used_at=bindparam("p_now"))
+    .returning(AuthorizationCode)
+    .execution_options(**_NO_SYNC)
+)
+
+
 def claim_code_by_hash(
     s: Session, code_hash: str, client_id: uuid.UUID, now: datetime
 ) -> AuthorizationCode | None:
     """The token endpoint's one statement for a good code: mark it used, atomically, if it is
     this client's, unused and unexpired, and return it. None: look it up (`code_by_hash`) to
     tell why (a used code is a replay)."""
-    stmt = (
-        update(AuthorizationCode)
-        .where(
-            AuthorizationCode.code_hash == code_hash,
-            AuthorizationCode.client_id == client_id,
-            AuthorizationCode.used_at.is_(None),
-            AuthorizationCode.expires_at > now,
-        )
-        .values(used_at=now)
-        .returning(AuthorizationCode)
-        .execution_options(**_NO_SYNC)
-    )
-    return s.execute(stmt).scalar_one_or_none()
+    params = {"p_hash": code_hash, "p_client": client_id, "p_now": now}
+    return s.execute(_CLAIM_CODE, params).scalar_one_or_none()
 
 
 def release_claim(
@@ -233,27 +238,30 @@ def insert_tokens(s: Session, rows: list[dict[str, Any]]) -> None:
     s.execute(insert(OAuthToken), rows)
 
 
+_CLAIM_REFRESH = prepared(
+    update(OAuthToken)
+    .where(
+        OAuthToken.token_hash == bindparam("p_hash"),
+        OAuthToken.kind == TokenKind.REFRESH,
+        OAuthToken.client_id == bindparam("p_client"),
+        OAuthToken.used_at.is_(None),
+        OAuthToken.revoked_at.is_(None),
+        OAuthToken.expires_at > bindparam("p_now"),
+    )
+    .values(used_at=bindparam("p_now"))
+    .returning(OAuthToken)
+    .execution_options(**_NO_SYNC)
+)
+
+
 def claim_refresh_by_hash(
     s: Session, token_hash: str, client_id: uuid.UUID, now: datetime
 ) -> OAuthToken | None:
     """The token endpoint's one statement for a good refresh token: mark it rotated,
     atomically, if it is this client's, unused, unrevoked and unexpired, and return it. None:
     look it up (`token_by_hash`) to tell why (a rotated token is a replay)."""
-    stmt = (
-        update(OAuthToken)
-        .where(
-            OAuthToken.token_hash == token_hash,
-            OAuthToken.kind == TokenKind.REFRESH,
-            OAuthToken.client_id == client_id,
-            OAuthToken.used_at.is_(None),
-            OAuthToken.revoked_at.is_(None),
-            OAuthToken.expires_at > now,
-        )
-        .values(used_at=now)
-        .returning(OAuthToken)
-        .execution_options(**_NO_SYNC)
-    )
-    return s.execute(stmt).scalar_one_or_none()
+    params = {"p_hash": token_hash, "p_client": client_id, "p_now": now}
+    return s.execute(_CLAIM_REFRESH, params).scalar_one_or_none()
 
 
 def claim_refresh(s: Session, token_id: uuid.UUID, now: datetime) -> bool:
@@ -365,28 +373,32 @@ def user(s: Session, user_id: uuid.UUID) -> User | None:
     return s.execute(select(User).where(User.id == user_id)).scalar_one_or_none()
 
 
+_USER_WITH_MEMBERSHIPS = prepared(
+    select(User, Membership, Client.display_name)
+    .outerjoin(
+        Membership,
+        (Membership.agency_id == User.agency_id) & (Membership.user_id == User.id),
+    )
+    .outerjoin(
+        Client,
+        (Client.agency_id == Membership.agency_id) & (Client.id == Membership.client_id),
+    )
+    .where(User.id == bindparam("p_user"))
+    .order_by(Membership.created_at, Membership.id)
+)
+
+
 def user_with_memberships(
     s: Session, user_id: uuid.UUID
 ) -> tuple[User | None, list[tuple[Membership, str | None]]]:
     """The person and their roles (each with its client's display name) in one statement: a
     token request checks the person and, for the `switchboard:memberships` scope, lists the
     roles in the ID token."""
-    stmt = (
-        select(User, Membership, Client.display_name)
-        .outerjoin(
-            Membership,
-            (Membership.agency_id == User.agency_id) & (Membership.user_id == User.id),
-        )
-        .outerjoin(
-            Client,
-            (Client.agency_id == Membership.agency_id) & (Client.id == Membership.client_id),
-        )
-        .where(User.id == user_id)
-        .order_by(Membership.created_at, Membership.id)
-    )
     found: User | None = None
     roles: list[tuple[Membership, str | None]] = []
-    for person, membership, client_name in s.execute(stmt).all():
+    for person, membership, client_name in s.execute(
+        _USER_WITH_MEMBERSHIPS, {"p_user": user_id}
+    ).all():
         found = person
         if membership is not None:
             roles.append((membership, client_name))
