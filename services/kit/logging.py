@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from functools import lru_cache
 from typing import Any
 
 import structlog
@@ -11,9 +12,22 @@ import structlog
 _SECRET_KEYS = ("password", "token", "secret", "authorization", "api_key", "cookie")
 
 
+@lru_cache(maxsize=2048)
+def _secret_key(key: str) -> bool:
+    lowered = key.lower()
+    return any(s in lowered for s in _SECRET_KEYS)
+
+
 def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
-    for key in list(event):
-        if any(s in key.lower() for s in _SECRET_KEYS):
+    """Values under a key that names a secret are replaced, except numbers and booleans
+    (`tokens_revoked=3`, `password_resets=12`: counts, never the secret itself)."""
+    for key, value in event.items():
+        if (
+            value is not None
+            and not isinstance(value, int | float)
+            and isinstance(key, str)
+            and _secret_key(key)
+        ):
             event[key] = "[redacted]"
     return event
 

@@ -34,15 +34,34 @@ DEFAULT_LIMIT = 50
 NUL_MESSAGE = "must not contain NUL characters"
 
 
+_COLLECTIONS = (dict, list, tuple, set, frozenset)
+
+
 def has_nul(value: Any) -> bool:
     """Whether a NUL character appears in any string of an input value (dict keys included).
-    PostgreSQL text cannot hold one, and other tools cut a string short at it."""
+    PostgreSQL text cannot hold one, and other tools cut a string short at it. (Every
+    statement's parameters pass here: scalars are checked in place, not by a call each.)"""
     if isinstance(value, str):
         return "\x00" in value
     if isinstance(value, dict):
-        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+        items: Any = value.items()
+        for k, v in items:
+            if isinstance(k, str) and "\x00" in k:
+                return True
+            if isinstance(v, str):
+                if "\x00" in v:
+                    return True
+            elif isinstance(v, _COLLECTIONS) and has_nul(v):
+                return True
+        return False
     if isinstance(value, list | tuple | set | frozenset):
-        return any(has_nul(v) for v in value)
+        for v in value:
+            if isinstance(v, str):
+                if "\x00" in v:
+                    return True
+            elif isinstance(v, _COLLECTIONS) and has_nul(v):
+                return True
+        return False
     return False
 
 
