@@ -10,7 +10,7 @@ import structlog
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.identity.service import resolve_api_key
+from services.identity.apikeys import resolve_api_key
 from services.kit import web
 from services.kit.errors import Forbidden, Unauthorized
 from tenants.principal import Principal

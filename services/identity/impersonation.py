@@ -26,8 +26,11 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.identity import mfa
 from services.identity import repository as repo
 from services.identity.models import Impersonation, UserSession
+from services.identity.sessions import IMPERSONATION_ENDED, end_sessions
+from services.identity.users import principal_for_user
 from services.kit import ids
 from services.kit.crypto import new_token, open_compact, seal_compact, sha256_hex
 from services.kit.errors import Forbidden, NotFound, ValidationFailed
@@ -212,10 +215,7 @@ async def principal_of(
     session: AsyncSession, agency: Agency, row: UserSession, user: User
 ) -> Principal | None:
     """The principal of an impersonation session, or None once it must stop working. Runs
-    agency-wide (inside `identity.service.resolve_browser_session`), before any scoping."""
-    from services.identity import mfa
-    from services.identity.service import principal_for_user
-
+    agency-wide (inside `signin.resolve_browser_session`), before any scoping."""
     assert row.impersonation_id is not None
     imp = await by_id(session, row.impersonation_id)
     now = utcnow()
@@ -274,8 +274,6 @@ async def end(session: AsyncSession, imp: Impersonation, *, how: str) -> bool:
     includes the client. Returns False when it had already ended."""
     if imp.ended_at is not None:
         return False
-    from services.identity.service import IMPERSONATION_ENDED, end_sessions
-
     now = utcnow()
     imp.ended_at = min(now, imp.expires_at)
     if imp.session_id is not None:
