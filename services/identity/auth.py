@@ -82,3 +82,8 @@ def permission_guard(
 def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
     """API routes: the caller's API key must grant `permission`."""
     return permission_guard(permission, api_principal)
+
+
+# Declared by identity because its own routes need it (the agency's sign-in providers) and
+# identity sits beside agencies, never above it; `services.agencies.auth` re-exports it.
+AgencyManage = Annotated[Principal, Depends(require(Permission.AGENCY_MANAGE))]
