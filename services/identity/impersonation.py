@@ -2,7 +2,9 @@
 
 * **Start** (`start`): a member of the agency who holds `clients:impersonate` for the client
   (owners and admins: every client; staff: the clients assigned to them) names one of the
-  client's people, a reason and a duration (15, 30 or 60 minutes). That writes an
+  client's people, a reason and a duration (15, 30 or 60 minutes). Viewing as someone is
+  acting on them, so `access.decide` (who may act on whom) must allow it too: staff cannot
+  view as a person who also works for a client not assigned to them. That writes an
   `Impersonation` row and opens a NEW browser session of the person, marked with the
   impersonation and ending when it does; `impersonation.started` is audited on the client, so
   its owner can read it. The staff member's own session is not touched (the portal keeps its
@@ -26,7 +28,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.identity import mfa
+from services.identity import access, mfa
 from services.identity import repository as repo
 from services.identity.models import Impersonation, UserSession
 from services.identity.sessions import IMPERSONATION_ENDED, end_sessions
@@ -149,6 +151,9 @@ async def start(
         or any(r in AGENCY_ROLES for r, _ in roles)
     ):
         raise not_theirs
+    # Viewing as someone is acting on them: the one rule of who may (assigned staff: only
+    # people whose every role lies on their own clients).
+    access.decide(staff, access.Standing(target.id, frozenset(roles)))
     me = await repo.user(session, staff.user_id)
     now = utcnow()
     expires = now + timedelta(minutes=minutes)
@@ -241,6 +246,10 @@ async def principal_of(
     role = next((r for r, c in roles if c == imp.client_id and r in CLIENT_ROLES), None)
     if role is None or any(r in AGENCY_ROLES for r, _ in roles):
         return None  # the person left the client, or became agency staff
+    try:
+        access.decide(staff, access.Standing(user.id, frozenset(roles)))
+    except Forbidden:
+        return None  # e.g. the person now also works for a client that is not the staff's
     return Principal(
         kind="user",
         agency_id=agency.id,
