@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import dataclasses
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.identity import impersonation, mfa
 from services.identity import repository as repo
 from services.identity.devices import trusted_device
-from services.identity.models import UserSession
 from services.identity.sessions import (
     LAST_USED_RESOLUTION,
     SIGNED_OUT,
     end_sessions,
     open_session,
+    rotate_session,
 )
 from services.identity.throttle import count_failure, refuse_if_throttled, sign_in_keys
 from services.identity.users import normalize_email, principal_for_user
@@ -29,6 +28,10 @@ from tenants.context import TenantContext
 from tenants.models import Agency, User, UserStatus
 from tenants.principal import Principal
 from tenants.scoping import scope_to, set_tenant
+
+# Principal.extra["second_factor"] of a session the agency's policy holds to the account page
+# until the person has a second factor.
+SETUP_REQUIRED = "setup_required"
 
 
 async def sign_in(
@@ -105,9 +108,29 @@ async def resolve_browser_session(
         return principal
     principal = await principal_for_user(session, user, agency, session_id=row.id)
     if agency.mfa_required and not await mfa.has_second_factor(session, user.id):
-        principal = dataclasses.replace(principal, extra={"second_factor": "setup_required"})
+        principal = dataclasses.replace(principal, extra={"second_factor": SETUP_REQUIRED})
     await scope_to(session, principal)
     return principal
+
+
+async def finish_second_factor_setup(
+    session: AsyncSession, agency: Agency, principal: Principal
+) -> str | None:
+    """After a second factor was added in a session the agency's policy held to the account
+    page (`resolve_browser_session` marks it `setup_required`): that session becomes a full
+    one, a privilege change, so its id changes as when a second factor is accepted at sign-in
+    (`rotate_session`). Returns the new session's cookie token, which the caller must hand to
+    the browser; None when nothing changes (the session was not held, or still no second
+    factor exists)."""
+    if principal.extra.get("second_factor") != SETUP_REQUIRED or principal.session_id is None:
+        return None
+    if principal.user_id is None or not await mfa.has_second_factor(session, principal.user_id):
+        return None
+    row = await repo.user_session(session, principal.session_id)
+    user = await repo.user(session, principal.user_id)
+    if row is None or row.revoked_at is not None or user is None:
+        return None
+    return await rotate_session(session, agency, row, user)
 
 
 async def end_session_by_token(
@@ -129,9 +152,7 @@ async def end_session_by_token(
 async def sign_out(session: AsyncSession, principal: Principal) -> None:
     if principal.session_id is None:
         return
-    row = (
-        await session.execute(select(UserSession).where(UserSession.id == principal.session_id))
-    ).scalar_one_or_none()
+    row = await repo.user_session(session, principal.session_id)
     if row is not None:
         await end_sessions(session, [row], reason=SIGNED_OUT)
     if row is not None and row.impersonation_id is not None:
