@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from services.identity.models import UserSession
 from services.kit.crypto import new_token, sha256_hex
@@ -103,7 +104,7 @@ async def revoke_user_sessions(session: AsyncSession, user_id: uuid.UUID) -> int
         (
             await session.execute(
                 select(UserSession).where(
-                    UserSession.user_id == user_id, UserSession.revoked_at.is_(None)
+                    col(UserSession.user_id) == user_id, col(UserSession.revoked_at).is_(None)
                 )
             )
         )

@@ -9,6 +9,7 @@ import uuid
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from services.identity import access
 from services.identity import repository as repo
@@ -97,7 +98,8 @@ def check_password_strength(password: str) -> None:
 
 async def require_client(session: AsyncSession, client_id: uuid.UUID) -> None:
     """The client exists in the caller's scope (404 otherwise)."""
-    found = (await session.execute(select(Client.id).where(Client.id == client_id))).first()
+    stmt = select(col(Client.id)).where(col(Client.id) == client_id)
+    found = (await session.execute(stmt)).first()
     if found is None:
         raise NotFound("no such client")
 
@@ -176,7 +178,7 @@ async def _keep_an_owner(session: AsyncSession, leaving: Membership) -> None:
     stmt = (
         select(func.count())
         .select_from(Membership)
-        .where(Membership.role == Role.AGENCY_OWNER, Membership.id != leaving.id)
+        .where(col(Membership.role) == Role.AGENCY_OWNER, col(Membership.id) != leaving.id)
     )
     if (await session.execute(stmt)).scalar_one() == 0:
         raise Conflict("an agency must keep at least one owner")
