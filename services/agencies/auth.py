@@ -4,10 +4,11 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from services.identity.auth import require
+from services.identity.auth import AgencyManage, require
 from tenants.principal import Principal
 from tenants.roles import Permission
 
 Operator = Annotated[Principal, Depends(require(Permission.PLATFORM_AGENCIES))]
 AgencyRead = Annotated[Principal, Depends(require(Permission.AGENCY_READ))]
-AgencyManage = Annotated[Principal, Depends(require(Permission.AGENCY_MANAGE))]
+# Declared in identity's auth (its sign-in provider routes need it too): one alias.
+__all__ = ["AgencyManage", "AgencyRead", "Operator"]

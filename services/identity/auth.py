@@ -10,7 +10,7 @@ import structlog
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.identity.service import resolve_api_key
+from services.identity.apikeys import resolve_api_key
 from services.kit import web
 from services.kit.errors import Forbidden, Unauthorized
 from tenants.principal import Principal
@@ -82,3 +82,8 @@ def permission_guard(
 def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
     """API routes: the caller's API key must grant `permission`."""
     return permission_guard(permission, api_principal)
+
+
+# Declared by identity because its own routes need it (the agency's sign-in providers) and
+# identity sits beside agencies, never above it; `services.agencies.auth` re-exports it.
+AgencyManage = Annotated[Principal, Depends(require(Permission.AGENCY_MANAGE))]

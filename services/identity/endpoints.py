@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
+from services.identity import apikeys, invitations, users
 from services.identity import repository as repo
-from services.identity import service
 from services.identity.auth import require
 from services.identity.schemas import (
     ApiKeyCreate,
@@ -84,7 +84,7 @@ async def update_user(
     principal: UsersManage,
     session: DBSession,
 ) -> UserOut:
-    user = await service.update_user(
+    user = await users.update_user(
         session,
         principal,
         path_id("usr", user_id, "user"),
@@ -105,7 +105,7 @@ async def create_membership(
     principal: UsersManage,
     session: DBSession,
 ) -> MembershipOut:
-    m = await service.add_membership(
+    m = await users.add_membership(
         session,
         principal,
         user_id=body_id("usr", body.user_id, "user_id"),
@@ -125,7 +125,7 @@ async def update_membership(
     session: DBSession,
 ) -> MembershipOut:
     mid = path_id("mem", membership_id, "membership")
-    return MembershipOut.of(await service.change_membership(session, principal, mid, body.role))
+    return MembershipOut.of(await users.change_membership(session, principal, mid, body.role))
 
 
 @router.delete("/memberships/{membership_id}", status_code=204, name="memberships_delete")
@@ -134,7 +134,7 @@ async def delete_membership(
     principal: UsersManage,
     session: DBSession,
 ) -> Response:
-    await service.remove_membership(session, principal, path_id("mem", membership_id, "membership"))
+    await users.remove_membership(session, principal, path_id("mem", membership_id, "membership"))
     return Response(status_code=204)
 
 
@@ -149,7 +149,7 @@ async def create_invitation(
     principal: UsersInvite,
     session: DBSession,
 ) -> InvitationCreated:
-    issued = await service.invite(
+    issued = await invitations.invite(
         session,
         principal,
         email=str(body.email),
@@ -158,7 +158,7 @@ async def create_invitation(
         client_id=body_id("cli", body.client_id, "client_id") if body.client_id else None,
     )
     out = InvitationOut.of(issued.invitation, utcnow())
-    url = service.invitation_url(principal.agency_slug or "", issued.token)
+    url = invitations.invitation_url(principal.agency_slug or "", issued.token)
     return InvitationCreated(**out.model_dump(), url=url)
 
 
@@ -182,7 +182,8 @@ async def get_invitation(
 async def revoke_invitation(
     invitation_id: str, principal: UsersInvite, session: DBSession
 ) -> Response:
-    await service.revoke_invitation(session, principal, path_id("inv", invitation_id, "invitation"))
+    invitation = path_id("inv", invitation_id, "invitation")
+    await invitations.revoke_invitation(session, principal, invitation)
     return Response(status_code=204)
 
 
@@ -193,7 +194,7 @@ async def revoke_invitation(
 async def create_api_key(
     body: ApiKeyCreate, principal: ApiKeysManage, session: DBSession
 ) -> ApiKeyCreated:
-    key, raw = await service.create_api_key(
+    key, raw = await apikeys.create_api_key(
         session,
         principal,
         name=body.name,
@@ -219,5 +220,5 @@ async def get_api_key(key_id: str, principal: ApiKeysManage, session: DBSession)
 
 @router.delete("/api-keys/{key_id}", status_code=204, name="api_keys_revoke")
 async def revoke_api_key(key_id: str, principal: ApiKeysManage, session: DBSession) -> Response:
-    await service.revoke_api_key(session, principal, path_id("key", key_id, "API key"))
+    await apikeys.revoke_api_key(session, principal, path_id("key", key_id, "API key"))
     return Response(status_code=204)

@@ -2,7 +2,9 @@
 
 * **Start** (`start`): a member of the agency who holds `clients:impersonate` for the client
   (owners and admins: every client; staff: the clients assigned to them) names one of the
-  client's people, a reason and a duration (15, 30 or 60 minutes). That writes an
+  client's people, a reason and a duration (15, 30 or 60 minutes). Viewing as someone is
+  acting on them, so `access.decide` (who may act on whom) must allow it too: staff cannot
+  view as a person who also works for a client not assigned to them. That writes an
   `Impersonation` row and opens a NEW browser session of the person, marked with the
   impersonation and ending when it does; `impersonation.started` is audited on the client, so
   its owner can read it. The staff member's own session is not touched (the portal keeps its
@@ -26,8 +28,11 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.identity import access, mfa
 from services.identity import repository as repo
 from services.identity.models import Impersonation, UserSession
+from services.identity.sessions import IMPERSONATION_ENDED, end_sessions
+from services.identity.users import principal_for_user
 from services.kit import ids
 from services.kit.crypto import new_token, open_compact, seal_compact, sha256_hex
 from services.kit.errors import Forbidden, NotFound, ValidationFailed
@@ -146,6 +151,9 @@ async def start(
         or any(r in AGENCY_ROLES for r, _ in roles)
     ):
         raise not_theirs
+    # Viewing as someone is acting on them: the one rule of who may (assigned staff: only
+    # people whose every role lies on their own clients).
+    access.decide(staff, access.Standing(target.id, frozenset(roles)))
     me = await repo.user(session, staff.user_id)
     now = utcnow()
     expires = now + timedelta(minutes=minutes)
@@ -212,10 +220,7 @@ async def principal_of(
     session: AsyncSession, agency: Agency, row: UserSession, user: User
 ) -> Principal | None:
     """The principal of an impersonation session, or None once it must stop working. Runs
-    agency-wide (inside `identity.service.resolve_browser_session`), before any scoping."""
-    from services.identity import mfa
-    from services.identity.service import principal_for_user
-
+    agency-wide (inside `signin.resolve_browser_session`), before any scoping."""
     assert row.impersonation_id is not None
     imp = await by_id(session, row.impersonation_id)
     now = utcnow()
@@ -241,6 +246,10 @@ async def principal_of(
     role = next((r for r, c in roles if c == imp.client_id and r in CLIENT_ROLES), None)
     if role is None or any(r in AGENCY_ROLES for r, _ in roles):
         return None  # the person left the client, or became agency staff
+    try:
+        access.decide(staff, access.Standing(user.id, frozenset(roles)))
+    except Forbidden:
+        return None  # e.g. the person now also works for a client that is not the staff's
     return Principal(
         kind="user",
         agency_id=agency.id,
@@ -274,8 +283,6 @@ async def end(session: AsyncSession, imp: Impersonation, *, how: str) -> bool:
     includes the client. Returns False when it had already ended."""
     if imp.ended_at is not None:
         return False
-    from services.identity.service import IMPERSONATION_ENDED, end_sessions
-
     now = utcnow()
     imp.ended_at = min(now, imp.expires_at)
     if imp.session_id is not None:

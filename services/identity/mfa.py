@@ -16,8 +16,9 @@ import segno
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.identity import repository as repo
-from services.identity import service as identity
 from services.identity.models import RecoveryCode, TotpCredential, UserSession
+from services.identity.sessions import rotate_session
+from services.identity.throttle import count_failure, refuse_if_throttled, second_factor_keys
 from services.kit.crypto import constant_time_equal, new_token, seal, sha256_hex, unseal
 from services.kit.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from services.kit.types import utcnow
@@ -241,16 +242,16 @@ async def complete_sign_in(
     if pending is None:
         raise NotFound("this sign-in has expired; start again")
     row, user = pending
-    keys = [f"mfa:{user.id}"]
-    throttles = await identity.refuse_if_throttled(session, agency, keys, user.email)
+    keys = second_factor_keys(user.id)
+    throttles = await refuse_if_throttled(session, agency, keys, user.email)
     method = await _accept(session, user, code)
     if method is None:
-        await identity.count_failure(session, agency, keys, throttles)
+        await count_failure(session, agency, keys, throttles)
         audit.record(
             session, "auth.mfa_failed", agency_id=agency.id, target_type="user", target_id=user.id
         )
         raise Unauthorized("that code is not right")
-    fresh = await identity.rotate_session(session, agency, row, user)
+    fresh = await rotate_session(session, agency, row, user)
     for key in keys:
         await repo.clear_throttle(session, key)
     audit.record(

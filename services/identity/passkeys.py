@@ -57,8 +57,9 @@ from webauthn.helpers.structs import (
 
 from services.identity import mfa
 from services.identity import repository as repo
-from services.identity import service as identity
 from services.identity.models import AuthThrottle, Passkey
+from services.identity.sessions import open_session, rotate_session
+from services.identity.throttle import count_failure, refuse_if_throttled, second_factor_keys
 from services.kit.crypto import open_compact, seal_compact, sha256_hex, verify_password
 from services.kit.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from services.kit.types import utcnow
@@ -226,13 +227,13 @@ async def remove(
     """Remove a passkey, proven with the account's password or a current authenticator (or
     recovery) code. Wrong proofs are throttled like wrong codes."""
     pk = await _own(session, user, passkey_id)
-    keys = [f"mfa:{user.id}"]
-    rows = await identity.refuse_if_throttled(session, agency, keys, user.email)
+    keys = second_factor_keys(user.id)
+    rows = await refuse_if_throttled(session, agency, keys, user.email)
     proven = bool(password) and verify_password(user.password_hash, password[:1024])
     if not proven and code:
         proven = await mfa.accept_code(session, user, code) is not None
     if not proven:
-        await identity.count_failure(session, agency, keys, rows)
+        await count_failure(session, agency, keys, rows)
         audit.record(
             session,
             "auth.reauth_failed",
@@ -405,7 +406,7 @@ async def _refuse(
     reason: str,
     message: str,
 ) -> Unauthorized:
-    await identity.count_failure(session, agency, keys, rows)
+    await count_failure(session, agency, keys, rows)
     audit.record(
         session,
         "auth.passkey_failed",
@@ -515,8 +516,8 @@ async def complete_sign_in(
     if pending is None:
         raise NotFound("this sign-in has expired; start again")
     row, user = pending
-    keys = [f"mfa:{user.id}"]
-    rows = await identity.refuse_if_throttled(session, agency, keys, user.email)
+    keys = second_factor_keys(user.id)
+    rows = await refuse_if_throttled(session, agency, keys, user.email)
     found = _open_state(agency, SECOND_FACTOR, token, state)
     if found is None or found.user_id != user.id:
         raise await _refuse(
@@ -553,7 +554,7 @@ async def complete_sign_in(
         rows=rows,
         ceremony=SECOND_FACTOR,
     )
-    fresh = await identity.rotate_session(session, agency, row, user)
+    fresh = await rotate_session(session, agency, row, user)
     for key in keys:
         await repo.clear_throttle(session, key)
     audit.record(
@@ -581,7 +582,7 @@ async def sign_in(
     """Password-less sign-in: a discoverable passkey whose authenticator verified the person
     (something they have + something they are or know) opens a full session."""
     ip_keys = [f"ip:{ip}"] if ip else []
-    ip_rows = await identity.refuse_if_throttled(session, agency, ip_keys, "")
+    ip_rows = await refuse_if_throttled(session, agency, ip_keys, "")
     found = _open_state(agency, PASSWORDLESS, binding, state)
     if found is None:
         raise await _refuse(
@@ -608,8 +609,8 @@ async def sign_in(
             reason="unknown passkey",
             message="that passkey is not registered for this portal",
         )
-    user_keys = [f"mfa:{user.id}"]
-    user_rows = await identity.refuse_if_throttled(session, agency, user_keys, user.email)
+    user_keys = second_factor_keys(user.id)
+    user_rows = await refuse_if_throttled(session, agency, user_keys, user.email)
     keys, rows = ip_keys + user_keys, ip_rows + user_rows
     handle = (credential.get("response") or {}).get("userHandle")
     if user.status != UserStatus.ACTIVE or (
@@ -638,7 +639,7 @@ async def sign_in(
     )
     for key in user_keys:
         await repo.clear_throttle(session, key)
-    token = await identity.open_session(session, agency, user, ip=ip, user_agent=user_agent)
+    token = await open_session(session, agency, user, ip=ip, user_agent=user_agent)
     audit.record(
         session,
         "auth.login",

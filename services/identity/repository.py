@@ -70,6 +70,11 @@ async def session_by_hash(session: AsyncSession, token_hash: str) -> UserSession
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+async def user_session(session: AsyncSession, session_id: uuid.UUID) -> UserSession | None:
+    stmt = select(UserSession).where(UserSession.id == session_id)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
 async def user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
     return (await session.execute(select(User).where(User.id == user_id))).scalar_one_or_none()
 

@@ -11,7 +11,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.identity import repository as repo
-from services.identity.service import mint_password_reset_url
+from services.identity.password_reset import issue_password_reset, mint_password_reset_url
 from services.kit import mail
 from services.worker import tenant_task
 
@@ -44,13 +44,12 @@ async def deliver_invitation(session: AsyncSession, invitation_id: str, url: str
 async def request_password_reset(session: AsyncSession, email: str, ip: str | None) -> None:
     """A reset asked for on the forgot-password page (every well-formed address lands here,
     so the page does the same work for all): the link is issued only for an account."""
-    from services.identity import service
     from tenants.scoping import current_tenant
 
     ctx = current_tenant(session)
     agency = await repo.agency(session, ctx.agency_id) if ctx and ctx.agency_id else None
     if agency is not None:
-        await service.issue_password_reset(session, agency, email, ip=ip)
+        await issue_password_reset(session, agency, email, ip=ip)
 
 
 @tenant_task("identity.password_reset.deliver")

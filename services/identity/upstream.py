@@ -40,9 +40,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.identity import mfa
 from services.identity import repository as repo
-from services.identity import service as identity
 from services.identity import upstream_oidc as oidc
 from services.identity.models import ExternalIdentity, UpstreamProvider
+from services.identity.sessions import open_session
+from services.identity.throttle import count_failure, refuse_if_throttled
 from services.kit.crypto import (
     constant_time_equal,
     new_token,
@@ -350,7 +351,7 @@ async def complete(
     """The callback: check everything, find (or link) the person, open the session."""
     row = await _enabled(session, agency, provider)
     keys = [f"ip:{ip}"] if ip else []
-    throttles = await identity.refuse_if_throttled(session, agency, keys, "")
+    throttles = await refuse_if_throttled(session, agency, keys, "")
     messages = _messages(agency, provider)
 
     async def refuse(
@@ -363,7 +364,7 @@ async def complete(
         email: str | None = None,
     ) -> UpstreamRefused:
         if count:
-            await identity.count_failure(session, agency, keys, throttles)
+            await count_failure(session, agency, keys, throttles)
         data = {"provider": provider, "reason": reason[:200]}
         if email:
             data["email"] = email[:320]
@@ -410,7 +411,7 @@ async def complete(
 
     user = await _person(session, agency, provider, person, refuse, messages)
     pending = await mfa.has_second_factor(session, user.id)
-    token = await identity.open_session(
+    token = await open_session(
         session, agency, user, ip=ip, user_agent=user_agent, mfa_pending=pending
     )
     data = {"method": f"upstream:{provider}"}

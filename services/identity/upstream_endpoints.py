@@ -11,8 +11,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 from pydantic import Field
 
-from services.agencies.auth import AgencyManage
 from services.identity import upstream
+from services.identity.auth import AgencyManage
 from services.identity.models import UpstreamProvider
 from services.kit.errors import NotFound
 from services.kit.schemas import Output, StrictInput

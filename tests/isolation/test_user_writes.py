@@ -102,7 +102,8 @@ NOT_USER_WRITES = {
     ("POST", "/a/{slug}/clients/{client_id}/edit"): "client record",
     ("POST", "/a/{slug}/clients/{client_id}/lifecycle"): "client record",
     ("POST", "/a/{slug}/clients/{client_id}/impersonate"): (
-        "an audited session as a client person; writes nothing of them (clients:impersonate)"
+        "an audited session as a client person; writes nothing of them (clients:impersonate;"
+        " acting as them: access.decide, tests/portal/test_impersonation.py)"
     ),
     ("POST", "/a/{slug}/impersonation/end"): "the impersonation session",
     ("POST", "/a/{slug}/settings/branding"): "agency settings",

@@ -291,6 +291,42 @@ async def test_a_person_who_also_holds_an_agency_role_is_never_viewed_as(client,
     assert (await _start(w["owner"], w, user_id=w["luca_id"])).status_code == 422
 
 
+async def test_staff_may_not_view_as_someone_who_also_works_for_another_client(client, world):
+    """Who may act on whom is `identity.access`'s one rule: assigned staff act only on people
+    whose every role lies on their own clients, and viewing as someone is acting as them."""
+    w = world
+    # Luca also owns Harbor Lane, which is not Sam's
+    made = await client.post(
+        "/api/v1/memberships",
+        headers=w["agency"].headers,
+        json={"user_id": w["luca_id"], "role": "client_owner", "client_id": w["other"]["id"]},
+    )
+    assert made.status_code == 201, made.text
+    refused = await _start(w["sam"], w, user_id=w["luca_id"])
+    assert refused.status_code == 403
+    assert "works outside your clients" in refused.text
+    assert await _events(client, w["agency"], "impersonation.started") == []
+    # the agency's owner is not limited to some clients
+    assert (await _start(w["owner"], w, user_id=w["luca_id"])).status_code == 303
+
+
+async def test_the_view_ends_when_the_person_starts_working_for_another_client(client, world):
+    w = world
+    sam, base = w["sam"], w["base"]
+    assert (await _start(sam, w)).status_code == 303
+    made = await client.post(
+        "/api/v1/memberships",
+        headers=w["agency"].headers,
+        json={"user_id": w["maria_id"], "role": "client_member", "client_id": w["other"]["id"]},
+    )
+    assert made.status_code == 201, made.text
+    resp = await sam.get(f"{base}/apps")
+    assert resp.headers["location"] == f"{base}/impersonation/over"
+    await sam.get(f"{base}/impersonation/over")
+    [event] = await _events(client, w["agency"], "impersonation.ended")
+    assert event["data"]["how"] == "revoked"
+
+
 # ---- while viewing ----------------------------------------------------------------------------
 
 

@@ -596,6 +596,32 @@ async def test_bad_assertions_are_throttled(make_agency, owner_browser, new_brow
     assert not await _signed_in(b, agency.slug)
 
 
+async def test_codes_and_passkeys_count_against_one_lock(make_agency, owner_browser, new_browser):
+    """Wrong authenticator codes and refused passkey assertions add up on the person's one
+    second-factor key (`throttle.second_factor_keys`): switching factors buys no attempts."""
+    from tests.portal.test_mfa import _enrol, _next_code
+
+    agency = await make_agency()
+    owner = await owner_browser(agency)
+    auth = SoftAuthenticator()
+    await register(owner, agency.slug, auth)
+    totp, _ = await _enrol(owner, agency.slug)
+    b = new_browser()
+    await b.sign_in(agency.slug, agency.owner_email, agency.owner_password)
+    verify = f"/a/{agency.slug}/login/verify"
+    wrong = "000000" if totp.now() != "000000" else "111111"
+    for _ in range(3):
+        assert (await b.submit(verify, verify, {"code": wrong})).status_code == 401
+    impostor = SoftAuthenticator()
+    impostor.credential_id = auth.credential_id  # right id, wrong key
+    for _ in range(2):
+        refused, _ = await second_factor(b, agency.slug, impostor)
+        assert refused.status_code == 401
+    assert (await b.submit(verify, verify, {"code": _next_code(totp)})).status_code == 429
+    locked, _ = await second_factor(b, agency.slug, auth)
+    assert locked.status_code == 429 and not await _signed_in(b, agency.slug)
+
+
 async def test_json_posts_need_the_csrf_header(make_agency, owner_browser, new_browser):
     agency = await make_agency()
     owner = await owner_browser(agency)

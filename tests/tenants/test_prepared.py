@@ -35,9 +35,7 @@ async def test_a_prepared_select_sees_only_its_tenant_every_time(client, make_ag
         assert await _run(in_b, by_id, {"p_user": owner_a}) == []
 
 
-async def test_a_prepared_statement_keeps_a_client_scope_narrower(
-    client, make_agency, make_client
-):
+async def test_a_prepared_statement_keeps_a_client_scope_narrower(client, make_agency, make_client):
     from tenants.context import TenantContext
     from tenants.models import Client
     from tenants.scoping import prepared
