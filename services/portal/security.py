@@ -38,7 +38,17 @@ def _cookie(request: Request, name: str) -> str:
 
 
 def session_cookie(request: Request) -> str:
-    return _cookie(request, SESSION_COOKIE)
+    """The browser's session token: the one this response hands over when the request
+    rotated it (`adopt_session`), else the cookie the browser sent."""
+    rotated: str | None = getattr(request.state, "rotated_session", None)
+    return rotated or _cookie(request, SESSION_COOKIE)
+
+
+def adopt_session(request: Request, response: Response, slug: str, token: str) -> None:
+    """The request's session was replaced (a privilege change): the response carries the new
+    cookie, and what the page renders from now on (its CSRF tokens) belongs to it."""
+    request.state.rotated_session = token
+    set_session_cookie(response, slug, token)
 
 
 # ---- CSRF ---------------------------------------------------------------------------------

@@ -17,6 +17,11 @@ def _next_code(totp: pyotp.TOTP) -> str:
 
 
 async def _enrol(browser, slug) -> tuple[pyotp.TOTP, list[str]]:
+    totp, codes, _ = await _enrol_page(browser, slug)
+    return totp, codes
+
+
+async def _enrol_page(browser, slug):  # type: ignore[no-untyped-def]
     started = await browser.submit(f"/a/{slug}/account", f"/a/{slug}/account/mfa/start", {})
     assert started.status_code == 303
     page = await browser.get(f"/a/{slug}/account")
@@ -34,7 +39,7 @@ async def _enrol(browser, slug) -> tuple[pyotp.TOTP, list[str]]:
     assert done.status_code == 200
     codes = CODES.findall(done.text)
     assert len(codes) == 10
-    return totp, codes
+    return totp, codes, done
 
 
 async def test_enrol_then_sign_in_needs_the_code(make_agency, owner_browser, new_browser):
@@ -175,8 +180,18 @@ async def test_agency_policy_requires_everyone_to_set_it_up(
     )
     account = await b.get(f"/a/{agency.slug}/account?required=1")
     assert account.status_code == 200 and "requires two-step sign-in" in account.text
-    await _enrol(b, agency.slug)
+    held = b.http.cookies.get("sb_session")
+    _, _, done = await _enrol_page(b, agency.slug)
     assert (await b.get(f"/a/{agency.slug}/clients")).status_code == 200
+    # the held session became a full one: a privilege change, so a new session id; the old
+    # cookie is worth nothing, and the forms of the page that showed the codes work
+    assert b.http.cookies.get("sb_session") not in (None, held)
+    stale = new_browser()
+    stale.http.cookies.set("sb_session", held, path=f"/a/{agency.slug}")
+    assert (await stale.get(f"/a/{agency.slug}/clients")).status_code == 303
+    token = re.search(r'name="csrf_token" value="([^"]+)"', done.text).group(1)
+    out = await b.post(f"/a/{agency.slug}/logout", data={"csrf_token": token})
+    assert out.status_code == 303, out.text[:300]
     # null is refused (the policy is never empty) and leaves it as it is; false turns it off
     refused = await client.patch(
         "/api/v1/agency", headers=agency.headers, json={"mfa_required": None}

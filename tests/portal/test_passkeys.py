@@ -710,10 +710,16 @@ async def test_a_passkey_satisfies_the_agency_policy(client, make_agency, new_br
     )
     page = await b.get(f"/a/{agency.slug}/account?required=1")
     assert "add a passkey" in page.text
+    held = b.http.cookies.get("sb_session")
     auth = SoftAuthenticator()
     added, _ = await register(b, agency.slug, auth)
     assert added.status_code == 200
     assert await _signed_in(b, agency.slug)
+    # the held session became a full one: a new session id, the old cookie worth nothing
+    assert b.http.cookies.get("sb_session") not in (None, held)
+    stale = new_browser()
+    stale.http.cookies.set("sb_session", held, path=f"/a/{agency.slug}")
+    assert not await _signed_in(stale, agency.slug)
     # and from now on the password alone is not enough
     c = new_browser()
     first = await c.sign_in(agency.slug, agency.owner_email, agency.owner_password)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from services.identity import mfa
+from services.identity import mfa, signin
 from services.identity import service as identity
 from services.kit.errors import Conflict, NotFound, ValidationFailed
 from services.kit.web import DBSession
@@ -59,7 +59,14 @@ async def mfa_confirm(
         return await flow.account_page(
             request, session, agency, principal, error=exc.detail, status=422
         )
-    return await flow.account_page(request, session, agency, principal, recovery_codes=codes)
+    # A session the agency's policy held for this setup becomes a full one: a new id.
+    fresh = await signin.finish_second_factor_setup(session, agency, principal)
+    if fresh:
+        request.state.rotated_session = fresh  # the page's forms belong to the new session
+    response = await flow.account_page(request, session, agency, principal, recovery_codes=codes)
+    if fresh:
+        security.adopt_session(request, response, agency.slug, fresh)
+    return response
 
 
 @router.post(

@@ -22,7 +22,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import JSONResponse, Response
 
-from services.identity import mfa, passkeys
+from services.identity import mfa, passkeys, signin
 from services.identity import service as identity
 from services.kit.errors import (
     Conflict,
@@ -193,6 +193,10 @@ async def add(
         return _error(agency.slug, exc, 400 if isinstance(exc, Unauthorized) else 409)
     response = _answer(agency.slug, 200, redirect=f"/a/{agency.slug}/account#passkeys")
     security.set_flash(response, agency.slug, "passkey_added")
+    # A session the agency's policy held for this setup becomes a full one: a new id.
+    fresh = await signin.finish_second_factor_setup(session, agency, principal)
+    if fresh:
+        security.adopt_session(request, response, agency.slug, fresh)
     return response
 
 
