@@ -227,6 +227,9 @@ def token_by_hash(s: Session, token_hash: str, kind: TokenKind | None = None) ->
     return s.execute(stmt).scalar_one_or_none()
 
 
+_INSERT_TOKENS = insert(OAuthToken.__table__)  # type: ignore[attr-defined]
+
+
 def insert_tokens(s: Session, rows: list[dict[str, Any]]) -> None:
     """New tokens of a grant, in one INSERT and without building ORM objects (the hot path:
     every code exchange and refresh). Written in the session's tenant only: the tenant guard
@@ -235,7 +238,7 @@ def insert_tokens(s: Session, rows: list[dict[str, Any]]) -> None:
     ctx = current_tenant(s)
     if ctx is None or ctx.is_unscoped or any(r["agency_id"] != ctx.agency_id for r in rows):
         raise TenantScopeMissing("tokens written outside the session's tenant")
-    s.execute(insert(OAuthToken), rows)
+    s.execute(_INSERT_TOKENS, rows)  # a Core INSERT: the kernel's write guard checks it too
 
 
 _CLAIM_REFRESH = prepared(
