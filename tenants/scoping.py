@@ -258,19 +258,35 @@ def _db_params(ctx: TenantContext | None) -> dict[str, str]:
     return {"role": role, "agency": agency, "clients": clients, "user": user}
 
 
-def _apply_db_settings(conn: Connection, ctx: TenantContext | None) -> None:
-    if conn.dialect.name == "postgresql":
-        conn.execute(_SET_SQL, _db_params(ctx))
+# The same statement for asyncpg's placeholders, sent as it is: it opens every transaction,
+# and needs no compiling.
+_SET_SQL_DOLLAR = (
+    "SELECT set_config('role', $1, true), set_config('app.agency_id', $2, true), "
+    "set_config('app.client_ids', $3, true), set_config('app.user_id', $4, true)"
+)
+
+
+def _apply_db_settings(
+    conn: Connection, ctx: TenantContext | None, params: dict[str, str] | None = None
+) -> None:
+    if conn.dialect.name != "postgresql":
+        return
+    p = params if params is not None else _db_params(ctx)
+    if conn.dialect.paramstyle == "numeric_dollar":
+        conn.exec_driver_sql(_SET_SQL_DOLLAR, (p["role"], p["agency"], p["clients"], p["user"]))
+    else:
+        conn.execute(_SET_SQL, p)
 
 
 @event.listens_for(AppSession, "after_begin")
 def _on_begin(session: Session, tx: SessionTransaction, conn: Connection) -> None:
     ctx = session.info.get(TENANT_KEY)
-    _apply_db_settings(conn, ctx)
+    params = _db_params(ctx)
+    _apply_db_settings(conn, ctx, params)
     applied = session.info.get(_APPLIED_KEY)
     if applied is None or any(entry[0] is not tx for entry in applied.values()):
         applied = session.info[_APPLIED_KEY] = {}
-    applied[conn.engine] = (tx, _db_params(ctx))
+    applied[conn.engine] = (tx, params)
     # The write guard (below) finds the session from the connection its statements run on,
     # whichever API sent them: the ORM, bulk mappings, or the session's connection itself.
     _session_of_connection[conn] = weakref.ref(session)
