@@ -18,13 +18,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(app: Any) -> Iterator[str]:
-    """`with served(app) as url:` — the app at `url` (http://127.0.0.1:PORT) for the block."""
+def served(app: Any, *, lifespan: str = "off") -> Iterator[str]:
+    """`with served(app) as url:` — the app at `url` (http://127.0.0.1:PORT) for the block.
+    `lifespan="on"` runs the app's start-up and shutdown as `switchboard serve` does."""
     import uvicorn
 
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off"
+        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan=lifespan
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)

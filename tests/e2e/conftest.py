@@ -8,9 +8,6 @@ Screenshots go to var/screenshots/ (git-ignored).
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -33,16 +30,9 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = ROOT / "var" / "screenshots"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def live_server(app) -> str:
     """The app served by uvicorn; `app` first, so the SMTP catcher (and worker) are up."""
-    import uvicorn
 
     from services.portal import assets
 
@@ -50,27 +40,10 @@ def live_server(app) -> str:
         assets.build()
 
     from services.app import create_app
+    from tests.live import served
 
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn-e2e", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=15)
+    with served(create_app(), lifespan="on") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import time
 import pyotp
 import pytest
 
-from tests.e2e.conftest import _free_port
+from tests.live import free_port as _free_port
 from tests.portal.conftest import PASSWORD
 from tests.portal.test_mfa import SECRET
 

@@ -16,7 +16,7 @@ import time
 import pytest
 from playwright.async_api import expect
 
-from tests.e2e.conftest import _free_port
+from tests.live import free_port as _free_port
 from tests.upstream_idp import Person, UpstreamIdP
 
 pytestmark = pytest.mark.browser
