@@ -7,10 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from services.audit import repository as repo
+from services.audit import service
 from services.identity.auth import require
 from services.kit import ids
-from services.kit.errors import ValidationFailed
 from services.kit.schemas import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -88,14 +87,13 @@ async def list_audit_events(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> AuditPage:
-    tid = None
-    if target_id:
-        tid = ids.decode(target_id.partition("_")[0], target_id)
-        if tid is None:
-            raise ValidationFailed("target_id is not a valid id", field="target_id")
     rows, nxt = paginate(
-        await repo.page(
-            session, action=action, target_id=tid, after=decode_keyset(cursor), limit=limit + 1
+        await service.events(
+            session,
+            action=action,
+            target_id=target_id,
+            after=decode_keyset(cursor),
+            limit=limit + 1,
         ),
         limit,
         lambda e: e.occurred_at,

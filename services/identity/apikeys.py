@@ -142,3 +142,14 @@ async def revoke_api_key(session: AsyncSession, principal: Principal, key_id: uu
         await session.flush()
     await invalidate_on_commit(session, key.key_hash)
     return key
+
+
+async def list_api_keys(session: AsyncSession) -> list[ApiKey]:
+    return list(await repo.api_keys(session))
+
+
+async def get_api_key(session: AsyncSession, key_id: uuid.UUID) -> ApiKey:
+    found = await repo.api_key(session, key_id)
+    if found is None:
+        raise NotFound("no such API key")
+    return found

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
 from services.identity import apikeys, invitations, users
-from services.identity import repository as repo
 from services.identity.auth import require
 from services.identity.schemas import (
     ApiKeyCreate,
@@ -24,7 +22,6 @@ from services.identity.schemas import (
     UserPage,
     UserUpdate,
 )
-from services.kit.errors import NotFound
 from services.kit.schemas import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -58,23 +55,17 @@ async def list_users(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> UserPage:
     rows, nxt = paginate(
-        await repo.users(session, after=decode_keyset(cursor), limit=limit + 1),
+        await users.users_page(session, after=decode_keyset(cursor), limit=limit + 1),
         limit,
         lambda u: u.created_at,
     )
-    members = await repo.memberships_for_users(session, [u.id for u in rows])
-    by_user: dict[uuid.UUID, list] = {}
-    for m in members:
-        by_user.setdefault(m.user_id, []).append(m)
+    by_user = await users.memberships_by_user(session, rows)
     return UserPage(items=[UserOut.of(u, by_user.get(u.id, [])) for u in rows], next_cursor=nxt)
 
 
 @router.get("/users/{user_id}", response_model=UserOut, name="users_get")
 async def get_user(user_id: str, principal: UsersRead, session: DBSession) -> UserOut:
-    user = await repo.user(session, path_id("usr", user_id, "user"))
-    if user is None:
-        raise NotFound("no such user")
-    return UserOut.of(user, list(await repo.memberships_of(session, user.id)))
+    return UserOut.of(*await users.user_with_memberships(session, path_id("usr", user_id, "user")))
 
 
 @router.patch("/users/{user_id}", response_model=UserOut, name="users_update")
@@ -91,7 +82,7 @@ async def update_user(
         name=body.name,
         status=UserStatus(body.status) if body.status is not None else None,
     )
-    return UserOut.of(user, list(await repo.memberships_of(session, user.id)))
+    return UserOut.of(user, await users.memberships_of(session, user.id))
 
 
 # ---- memberships ---------------------------------------------------------------------------
@@ -165,17 +156,15 @@ async def create_invitation(
 @router.get("/invitations", response_model=list[InvitationOut], name="invitations_list")
 async def list_invitations(principal: UsersInvite, session: DBSession) -> list[InvitationOut]:
     now = utcnow()
-    return [InvitationOut.of(i, now) for i in await repo.invitations(session)]
+    return [InvitationOut.of(i, now) for i in await invitations.list_invitations(session)]
 
 
 @router.get("/invitations/{invitation_id}", response_model=InvitationOut, name="invitations_get")
 async def get_invitation(
     invitation_id: str, principal: UsersInvite, session: DBSession
 ) -> InvitationOut:
-    inv = await repo.invitation(session, path_id("inv", invitation_id, "invitation"))
-    if inv is None:
-        raise NotFound("no such invitation")
-    return InvitationOut.of(inv, utcnow())
+    found = path_id("inv", invitation_id, "invitation")
+    return InvitationOut.of(await invitations.get_invitation(session, found), utcnow())
 
 
 @router.delete("/invitations/{invitation_id}", status_code=204, name="invitations_revoke")
@@ -207,15 +196,12 @@ async def create_api_key(
 
 @router.get("/api-keys", response_model=list[ApiKeyOut], name="api_keys_list")
 async def list_api_keys(principal: ApiKeysManage, session: DBSession) -> list[ApiKeyOut]:
-    return [ApiKeyOut.of(k) for k in await repo.api_keys(session)]
+    return [ApiKeyOut.of(k) for k in await apikeys.list_api_keys(session)]
 
 
 @router.get("/api-keys/{key_id}", response_model=ApiKeyOut, name="api_keys_get")
 async def get_api_key(key_id: str, principal: ApiKeysManage, session: DBSession) -> ApiKeyOut:
-    key = await repo.api_key(session, path_id("key", key_id, "API key"))
-    if key is None:
-        raise NotFound("no such API key")
-    return ApiKeyOut.of(key)
+    return ApiKeyOut.of(await apikeys.get_api_key(session, path_id("key", key_id, "API key")))
 
 
 @router.delete("/api-keys/{key_id}", status_code=204, name="api_keys_revoke")

@@ -123,3 +123,14 @@ async def accept_invitation(
     inv.accepted_at = utcnow()
     await session.flush()
     return user
+
+
+async def list_invitations(session: AsyncSession) -> list[Invitation]:
+    return list(await repo.invitations(session))
+
+
+async def get_invitation(session: AsyncSession, invitation_id: uuid.UUID) -> Invitation:
+    found = await repo.invitation(session, invitation_id)
+    if found is None:
+        raise NotFound("no such invitation")
+    return found

@@ -5,6 +5,7 @@ change whom is `access`'s one rule."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -215,3 +216,36 @@ async def update_user(
         user.updated_at = utcnow()
         await session.flush()
     return user
+
+
+# ---- reads (the API's) ------------------------------------------------------------------
+
+
+async def users_page(
+    session: AsyncSession, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[User]:
+    """People of the session's scope, oldest first, after a keyset position."""
+    return list(await repo.users(session, after=after, limit=limit))
+
+
+async def memberships_by_user(
+    session: AsyncSession, people: list[User]
+) -> dict[uuid.UUID, list[Membership]]:
+    found: dict[uuid.UUID, list[Membership]] = {}
+    for m in await repo.memberships_for_users(session, [u.id for u in people]):
+        found.setdefault(m.user_id, []).append(m)
+    return found
+
+
+async def memberships_of(session: AsyncSession, user_id: uuid.UUID) -> list[Membership]:
+    return list(await repo.memberships_of(session, user_id))
+
+
+async def user_with_memberships(
+    session: AsyncSession, user_id: uuid.UUID
+) -> tuple[User, list[Membership]]:
+    """One person of the session's scope and their memberships; another's is a 404."""
+    user = await repo.user(session, user_id)
+    if user is None:
+        raise NotFound("no such user")
+    return user, await memberships_of(session, user.id)

@@ -30,7 +30,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from services.kit.errors import SwitchboardError, TenantScopeMissing
 from services.kit.schemas import NUL_MESSAGE, has_nul, path_id
 from services.kit.web import DBSession
-from services.scim import repository as repo
 from services.scim import schemas as s
 from services.scim import service
 from services.scim.auth import ScimCaller, ScimTokensManage
@@ -60,7 +59,7 @@ async def create_scim_token(
 
 @tokens_router.get("/scim-tokens", response_model=list[ScimTokenOut], name="scim_tokens_list")
 async def list_scim_tokens(principal: ScimTokensManage, session: DBSession) -> list[ScimTokenOut]:
-    return [ScimTokenOut.of(t) for t in await repo.tokens(session)]
+    return [ScimTokenOut.of(t) for t in await service.list_tokens(session)]
 
 
 @tokens_router.delete("/scim-tokens/{token_id}", status_code=204, name="scim_tokens_revoke")

@@ -110,6 +110,10 @@ async def revoke_token(session: AsyncSession, token_id: uuid.UUID) -> ScimToken:
     return token
 
 
+async def list_tokens(session: AsyncSession) -> list[ScimToken]:
+    return list(await repo.tokens(session))
+
+
 def base_url(agency_slug: str) -> str:
     return f"{get_settings().base_url.rstrip('/')}/a/{agency_slug}/scim/v2"
 
