@@ -32,7 +32,7 @@ from tenants.context import TenantContext
 from tenants.models import Membership, User
 from tenants.principal import Principal
 from tenants.reads import TenantQuery, tenant_reads
-from tenants.roles import Role, can_grant
+from tenants.roles import AGENCY_ROLES, Role, can_grant
 
 # `Principal.extra["credential"]` of a SCIM token (services/scim).
 DIRECTORY_CREDENTIAL = "scim_token"
@@ -129,7 +129,22 @@ async def check_may_act_on(principal: Principal, user_id: uuid.UUID) -> Standing
 
 
 def check_grant(principal: Principal, role: Role) -> None:
-    """P may grant (or take away) `role`: at or below its own rank, owners by owners only."""
+    """P may grant (or take away) `role`: at or below its own rank, owners by owners only;
+    a client-scoped P only roles on a client (an agency role reaches beyond its clients)."""
+    if principal.is_client_scoped and role in AGENCY_ROLES:
+        raise Forbidden("client-scoped callers may grant roles on their clients only")
     acting = acting_role(principal)
     if acting is None or not can_grant(acting, role):
         raise Forbidden(f"your role may not grant {role.value}")
+
+
+def grantable_roles(principal: Principal) -> list[Role]:
+    """Every role P may grant (`check_grant`), highest first: what a form offers."""
+    allowed = []
+    for role in sorted(Role, key=lambda r: -r.rank):
+        try:
+            check_grant(principal, role)
+        except Forbidden:
+            continue
+        allowed.append(role)
+    return allowed

@@ -16,7 +16,7 @@ from services.identity import access
 from services.identity import repository as repo
 from services.identity.sessions import revoke_user_sessions
 from services.kit.crypto import hash_password
-from services.kit.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from services.kit.errors import Conflict, NotFound, ValidationFailed
 from services.kit.types import utcnow
 from tenants.models import Agency, Client, Membership, User, UserStatus
 from tenants.principal import Principal
@@ -116,8 +116,6 @@ async def check_role_target(
         )
     if client_id is not None:
         await require_client(session, client_id)
-    elif principal.is_client_scoped:
-        raise Forbidden("client-scoped callers may grant roles on their clients only")
     access.check_grant(principal, role)
 
 

@@ -18,7 +18,6 @@ from services.identity import access
 from services.identity import repository as identity_repo
 from services.identity.models import Invitation
 from services.kit import ids, mail
-from services.kit.errors import Forbidden
 from services.kit.types import utcnow
 from services.oauth2 import repository as oauth2_repo
 from services.portal import impersonation as imp_views
@@ -395,26 +394,13 @@ async def team(session: AsyncSession, principal: Principal) -> Team:
     )
 
 
-def _may_grant(principal: Principal, role: Role) -> bool:
-    try:
-        access.check_grant(principal, role)
-    except Forbidden:
-        return False
-    return True
-
-
 def grantable_roles(principal: Principal) -> list[Role]:
-    """The roles this person may invite someone into, highest first: those the one rule of
-    who may grant what (`services.identity.access.check_grant`) allows, and for a
-    client-scoped person only roles on a client (an agency role has none, and the identity
-    service refuses it to them). The identity service re-checks every invitation."""
+    """The roles this person may invite someone into, highest first: the one rule of who may
+    grant what (`services.identity.access`). The identity service re-checks every
+    invitation."""
     if not principal.can(Permission.USERS_INVITE):
         return []
-    return [
-        r
-        for r in sorted(Role, key=lambda r: -r.rank)
-        if _may_grant(principal, r) and (r in CLIENT_ROLES or not principal.is_client_scoped)
-    ]
+    return access.grantable_roles(principal)
 
 
 async def client_choices(session: AsyncSession) -> list[tuple[str, str]]:

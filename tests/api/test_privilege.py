@@ -149,3 +149,26 @@ async def test_solutions_are_the_agencys_decision_in_the_portal_too(
     resp = await owner.post(action, {"client_ids": [shop["id"]], "csrf_token": token})
     assert resp.status_code == 303, resp.text[:300]
     assert len((await client.get(listing, headers=agency.headers)).json()) == 1
+
+
+async def test_a_client_scoped_caller_grants_client_roles_only(client, make_agency, make_client):
+    """The one grant rule (services.identity.access.check_grant): a client-scoped caller may
+    hand out roles on its clients only (the portal's invitation form offers the same list,
+    tests/portal/test_team.py)."""
+    agency = await make_agency()
+    shop = await make_client(agency)
+    scoped = await _client_key(client, agency, shop["id"])
+    for role in ("agency_admin", "agency_staff", "agency_owner"):
+        invite = await client.post(
+            "/api/v1/invitations",
+            headers=scoped,
+            json={"email": f"x-{role}@example.com", "role": role},
+        )
+        assert invite.status_code == 403, (role, invite.status_code, invite.text)
+        assert "on their clients only" in invite.json()["detail"], invite.text
+    ok = await client.post(
+        "/api/v1/invitations",
+        headers=scoped,
+        json={"email": "member@example.com", "role": "client_member", "client_id": shop["id"]},
+    )
+    assert ok.status_code == 201, ok.text
