@@ -103,11 +103,11 @@ def create_app() -> FastAPI:
     api.include_router(audit_router)
     app.include_router(api)
     app.include_router(scim_router)  # /api/v1/scim-tokens and /a/{slug}/scim/v2
-    app.include_router(oauth2_router)
+    app.include_router(oauth2_router)  # /api/v1/oauth-clients, /api/v1/clients/{id}/solutions
 
     from services.portal.endpoints import mount_portal
 
-    mount_portal(app)
+    mount_portal(app)  # the pages, the OpenID provider's authorize, consent and logout too
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> Response:

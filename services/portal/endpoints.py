@@ -20,6 +20,7 @@ from services.portal.pages import (
     apps_admin,
     clients,
     invitations,
+    oidc,
     passkeys,
     password,
     settings,
@@ -44,6 +45,7 @@ PAGE_ROUTERS: tuple[APIRouter, ...] = (
     password.router,  # forgot / reset password
     settings.router,  # branding, e-mail outbox
     solutions.router,  # the client portal's solutions, "Open"
+    oidc.router,  # the OpenID provider's pages: authorize (and resume), consent, logout
     apps_admin.router,  # registered apps and solutions (relying parties)
     passkeys.router,  # passkeys: account, second factor, password-less
     upstream.router,  # sign-in with Google / Microsoft, and its settings

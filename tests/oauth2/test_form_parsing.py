@@ -10,7 +10,7 @@ import pytest
 from starlette.formparsers import FormParser
 
 from services.kit.errors import BadRequest
-from services.oauth2.endpoints import MAX_FORM_FIELDS, _urlencoded
+from services.oauth2.http import MAX_FORM_FIELDS, parse_urlencoded
 
 TRICKY = [
     b"",
@@ -38,7 +38,7 @@ async def _starlette(body: bytes) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("body", TRICKY)
 async def test_reads_bodies_as_starlette_does(body):
-    assert _urlencoded(body) == await _starlette(body)
+    assert parse_urlencoded(body) == await _starlette(body)
 
 
 async def test_random_bodies_read_as_starlette_does():
@@ -46,9 +46,9 @@ async def test_random_bodies_read_as_starlette_does():
     alphabet = b"abc=&+%2041FFC3A9;\x00\xe9 "
     for _ in range(2000):
         body = bytes(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
-        assert _urlencoded(body) == await _starlette(body), body
+        assert parse_urlencoded(body) == await _starlette(body), body
 
 
 def test_too_many_fields_is_a_bad_request():
     with pytest.raises(BadRequest):
-        _urlencoded(b"&".join([b"a=1"] * (MAX_FORM_FIELDS + 1)))
+        parse_urlencoded(b"&".join([b"a=1"] * (MAX_FORM_FIELDS + 1)))
