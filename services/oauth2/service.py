@@ -412,7 +412,7 @@ def _authorize(
                 client_name=client.row.name,
                 scopes=[(s, describe_scope(s)) for s in scopes],
                 fields=[(k, v) for k, v in snap.query + snap.form if k not in _FORM_ONLY],
-                redirect_origin=_origin(redirect_uri),
+                redirect_origin=url_origin(redirect_uri),
             )
     else:
         _remember_consent(ctx, client, end_user, scopes)
@@ -486,7 +486,7 @@ def authorize_path(slug: str, pairs: list[tuple[str, str]]) -> str:
     return f"/a/{slug}/oauth2/authorize?{urlencode(pairs)}"
 
 
-def _origin(url: str) -> str:
+def url_origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
 

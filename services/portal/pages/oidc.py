@@ -208,11 +208,7 @@ async def _logout_response(
             "oauth2/logout.html",
             {"client_name": outcome.client_name, "fields": outcome.fields},
         )
-        origin = None
-        if outcome.redirect_uri:
-            from services.oauth2.service import _origin
-
-            origin = _origin(outcome.redirect_uri)
+        origin = service.url_origin(outcome.redirect_uri) if outcome.redirect_uri else None
         return _allow_form_target(response, origin)
     if outcome.redirect_uri:
         response = RedirectResponse(outcome.redirect_uri, status_code=303)
