@@ -13,7 +13,7 @@ from services.identity import service as identity
 from services.kit import ids
 from services.kit.db import unit_of_work
 from services.records import service as records
-from services.records.schemas import ClientCreate
+from services.records.schemas import ClientCreate, ClientSort
 from tenants.models import Membership
 from tenants.principal import Principal
 from tenants.roles import ROLE_PERMISSIONS, Role
@@ -209,7 +209,7 @@ async def _sample_solution(session: Any, principal: Principal, url: str) -> dict
         session,
         q=CLIENTS[0]["display_name"],
         stage=None,
-        sort=records_repo.ClientSort.NAME,
+        sort=ClientSort.NAME,
         after=None,
         limit=5,
     )

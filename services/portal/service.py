@@ -25,7 +25,7 @@ from services.portal import repository as repo
 from services.portal.labels import ROLE_LABELS, STAGE_LABELS
 from services.records import service as records
 from services.records.lifecycle import LIFECYCLE_TRANSITIONS
-from services.records.repository import ClientSort
+from services.records.schemas import ClientSort
 from tenants.models import AuditEvent, Client, LifecycleStage, User
 from tenants.principal import Principal
 from tenants.roles import AGENCY_ROLES, CLIENT_ROLES, Permission, Role

@@ -16,11 +16,11 @@ from services.records.auth import (
     ClientsRead,
     ClientsUpdate,
 )
-from services.records.repository import ClientSort
 from services.records.schemas import (
     ClientCreate,
     ClientOut,
     ClientPage,
+    ClientSort,
     ClientUpdate,
     LifecycleChange,
 )

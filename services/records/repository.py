@@ -5,22 +5,16 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.records.schemas import ClientSort
 from tenants.context import TenantContext
 from tenants.models import Client, ClientAssignment, LifecycleStage, Membership, User
 from tenants.reads import Row, TenantQuery, tenant_reads
 from tenants.roles import AGENCY_ROLES
-
-
-class ClientSort(StrEnum):
-    NEWEST = "-created_at"
-    OLDEST = "created_at"
-    NAME = "display_name"
 
 
 async def get_with_staff(

@@ -6,6 +6,7 @@ import re
 import zoneinfo
 from collections.abc import Mapping
 from datetime import datetime
+from enum import StrEnum
 from functools import cache
 from typing import Annotated, Any
 
@@ -15,6 +16,15 @@ from pydantic import AfterValidator, EmailStr, Field, HttpUrl, field_validator
 from services.kit import ids
 from services.kit.schemas import CLEARABLE, Output, PatchInput, StrictInput
 from tenants.models import Client, LifecycleStage
+
+
+class ClientSort(StrEnum):
+    """The orders of the client list (`?sort=`)."""
+
+    NEWEST = "-created_at"
+    OLDEST = "created_at"
+    NAME = "display_name"
+
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SPAN = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$")

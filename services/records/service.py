@@ -13,8 +13,7 @@ from services.kit.schemas import decode_keyset, paginate, parse_aware_datetime, 
 from services.kit.types import utcnow
 from services.records import repository as repo
 from services.records.lifecycle import LIFECYCLE_TRANSITIONS
-from services.records.repository import ClientSort
-from services.records.schemas import ClientCreate, ClientUpdate, normalize_phone
+from services.records.schemas import ClientCreate, ClientSort, ClientUpdate, normalize_phone
 from tenants import audit
 from tenants.context import TenantContext
 from tenants.models import Client, LifecycleStage
