@@ -1,4 +1,5 @@
-"""Agency use cases: onboarding a new agency (operator), branding (agency admins)."""
+"""Agency use cases: onboarding a new agency (operator), branding (agency admins), and the
+one resolution of the agency a public address names (`active_agency`)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.agencies import repository as repo
-from services.agencies.schemas import AgencyCreate, AgencyUpdate, Branding
+from services.agencies.schemas import SLUG_RE, AgencyCreate, AgencyUpdate, Branding
 from services.identity import service as identity
-from services.identity.keycache import invalidate_on_commit
+from services.identity.keycache import invalidate_on_commit, principal_cache
+from services.kit.cache import FollowerCache, columns_of, row_from
 from services.kit.errors import Conflict, NotFound
 from services.kit.types import utcnow
 from tenants.context import TenantContext
-from tenants.models import Agency, Membership, User
+from tenants.models import Agency, AgencyStatus, Membership, User
 from tenants.principal import Principal
 from tenants.roles import Role
 from tenants.scoping import set_tenant, unscoped
@@ -73,7 +75,7 @@ async def update_branding(session: AsyncSession, agency_id: uuid.UUID, data: Bra
         raise NotFound("no such agency")
     _apply(agency, data)
     await session.flush()
-    await invalidate_on_commit(session)  # the name is in ID tokens (cached issuer agencies)
+    await invalidate_on_commit(session)  # cached agencies (`active_agency`): name, branding
     return agency
 
 
@@ -86,12 +88,36 @@ async def operator_update(
             raise NotFound("no such agency")
         _apply(agency, data)
         await session.flush()
-    await invalidate_on_commit(session)  # a suspended agency's keys stop working at once
+    # A suspended agency's keys stop working at once, and its addresses stop resolving
+    # (`active_agency`) in every process.
+    await invalidate_on_commit(session)
     return agency
 
 
-async def by_public_slug(session: AsyncSession, slug: str) -> Agency | None:
-    """The agency a public portal address names (`/a/{slug}/...`), looked up before anyone
-    is signed in; the caller then puts the session in that tenant."""
-    async with unscoped(session, "portal: resolve agency by slug"):
-        return await repo.by_slug(session, slug)
+# Active agencies by slug, as column values (a fresh `Agency` per request): every portal
+# page, issuer request and SCIM call names its agency. They follow the API-key cache: every
+# change of an agency (`update_branding`, `operator_update`) invalidates them on commit, in
+# every process (services/kit/cache.py). Unknown and suspended slugs are never cached.
+_active_by_slug: FollowerCache[str, dict[str, Any]] = FollowerCache(principal_cache)
+
+
+async def active_agency(session: AsyncSession, slug: str) -> Agency | None:
+    """The active agency a public address names (`/a/{slug}/...`: portal pages, its OpenID
+    issuer, its SCIM service, the issuer of an access token), or None when the slug is
+    malformed, unknown or names a suspended agency. Looked up before anyone is known (an
+    explicit, logged bypass of the tenant filter); the caller then enters that tenant.
+
+    What it returns may be a cached copy in no session: read it, never change it (changes go
+    through `update_branding` / `operator_update`, which load the row themselves)."""
+    fields = _active_by_slug.get(slug)
+    if fields is not None:
+        return row_from(Agency, fields)
+    if not SLUG_RE.match(slug):
+        return None
+    generation = _active_by_slug.generation()
+    async with unscoped(session, "resolve the agency a public address names"):
+        found = await repo.by_slug(session, slug)
+    if found is None or found.status != AgencyStatus.ACTIVE:
+        return None
+    _active_by_slug.put(slug, columns_of(found), generation)
+    return found

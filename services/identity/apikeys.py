@@ -14,8 +14,13 @@ from services.identity.keycache import invalidate_on_commit, last_used, principa
 from services.identity.models import ApiKey
 from services.identity.sessions import LAST_USED_RESOLUTION
 from services.identity.users import require_client
-from services.kit import ids
-from services.kit.crypto import constant_time_equal, new_token, sha256_hex
+from services.kit.crypto import (
+    MintedToken,
+    agency_of_token,
+    constant_time_equal,
+    mint_agency_token,
+    sha256_hex,
+)
 from services.kit.errors import NotFound, Unauthorized, ValidationFailed
 from services.kit.types import utcnow
 from services.settings import get_settings
@@ -28,19 +33,14 @@ from tenants.roles import AGENCY_ROLES, CLIENT_ROLES, Role, permissions_for
 API_KEY_PREFIX = "sbk"
 
 
-def make_api_key(agency_id: uuid.UUID) -> tuple[str, str, str]:
+def make_api_key(agency_id: uuid.UUID) -> MintedToken:
     """A new key: `sbk_<agency>_<secret>`. Returns (key, display prefix, sha256)."""
-    secret = new_token(32)
-    raw = f"{API_KEY_PREFIX}_{ids.encode('a', agency_id)[2:]}_{secret}"
-    return raw, f"{API_KEY_PREFIX}_…{secret[-6:]}", sha256_hex(raw)
+    return mint_agency_token(API_KEY_PREFIX, agency_id)
 
 
 def agency_of_api_key(raw: str) -> uuid.UUID | None:
     """The agency a key names (the lookup then happens inside that tenant only)."""
-    parts = raw.split("_")
-    if len(parts) != 3 or parts[0] != API_KEY_PREFIX or not (30 <= len(parts[2]) <= 60):
-        return None
-    return ids.decode("a", f"a_{parts[1]}")
+    return agency_of_token(API_KEY_PREFIX, raw)
 
 
 _operator_key_hash: tuple[str, str] | None = None

@@ -7,7 +7,9 @@ import hashlib
 import hmac
 import os
 import secrets
+import uuid
 from functools import lru_cache
+from typing import NamedTuple
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -15,6 +17,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from services.kit import ids
 from services.kit.ids import _b58
 from services.settings import get_settings
 
@@ -29,6 +32,29 @@ def new_token(nbytes: int = 32) -> str:
 
 def sha256_hex(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
+
+
+class MintedToken(NamedTuple):
+    raw: str  # shown once, never stored
+    display: str  # `<kind>_…<last 6>`: what lists show
+    hash: str  # SHA-256 hex: the only thing stored
+
+
+def mint_agency_token(kind: str, agency_id: uuid.UUID) -> MintedToken:
+    """A new bearer credential `<kind>_<agency>_<secret>` (API keys `sbk`, SCIM tokens `sbs`):
+    32 random bytes in base-58, stored by SHA-256 only. The agency part lets the lookup
+    happen inside that agency alone (`agency_of_token`)."""
+    secret = new_token(32)
+    raw = f"{kind}_{ids.encode('a', agency_id)[2:]}_{secret}"
+    return MintedToken(raw, f"{kind}_…{secret[-6:]}", sha256_hex(raw))
+
+
+def agency_of_token(kind: str, raw: str) -> uuid.UUID | None:
+    """The agency a `mint_agency_token` credential of `kind` names; None when `raw` is none."""
+    parts = raw.split("_")
+    if len(parts) != 3 or parts[0] != kind or not (30 <= len(parts[2]) <= 60):
+        return None
+    return ids.decode("a", f"a_{parts[1]}")
 
 
 def hmac_hex(key: str, value: str) -> str:

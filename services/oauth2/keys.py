@@ -19,10 +19,11 @@ from typing import Any
 from joserfc.jwk import ECKey, KeySet, RSAKey
 from sqlalchemy.orm import Session
 
+from services.identity.keycache import principal_cache
+from services.kit.cache import FollowerCache
 from services.kit.crypto import new_token, seal, unseal
 from services.kit.types import utcnow
 from services.oauth2 import repository as repo
-from services.oauth2.cache import FollowerCache
 from services.oauth2.models import KeyStatus, SigningKey
 from services.settings import get_settings
 
@@ -114,9 +115,10 @@ def rotate(s: Session, agency_id: uuid.UUID, alg: str = DEFAULT_ALG) -> SigningK
 
 
 # The active signing key per (agency, alg), decrypted: a token request signs with it without
-# a query. Rotation invalidates it on commit (services/oauth2/cache.py); until every process
-# has followed, tokens signed with the retired key still verify (it stays published).
-_active: FollowerCache[tuple[uuid.UUID, str], PrivateKey] = FollowerCache()
+# a query. Rotation invalidates it on commit (it follows the API-key cache: services/kit/cache.py,
+# services/identity/keycache.py); until every process has followed, tokens signed with the
+# retired key still verify (it stays published).
+_active: FollowerCache[tuple[uuid.UUID, str], PrivateKey] = FollowerCache(principal_cache)
 
 
 def signing_key(s: Session, agency_id: uuid.UUID, alg: str = DEFAULT_ALG) -> PrivateKey:

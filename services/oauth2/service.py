@@ -55,10 +55,10 @@ from services.oauth2.server import (
 )
 from tenants import audit
 from tenants.context import TenantContext
-from tenants.models import Agency, AgencyStatus, UserStatus
+from tenants.models import Agency, UserStatus
 from tenants.principal import Principal
 from tenants.roles import CLIENT_ROLES
-from tenants.scoping import Widening, current_tenant, set_tenant, unscoped, widen_to_agency
+from tenants.scoping import Widening, current_tenant, set_tenant, widen_to_agency
 
 T = TypeVar("T")
 CLIENT_PREFIX = "oac"
@@ -239,8 +239,8 @@ async def resolve_api_access_token(raw: str) -> Principal:
     if not slug or "/" in slug or len(slug) > 63:
         raise Unauthorized("the access token was not issued by an agency of this installation")
     async with unit_of_work() as session:
-        agency = await agencies.by_public_slug(session, slug)
-        if agency is None or agency.status != AgencyStatus.ACTIVE:
+        agency = await agencies.active_agency(session, slug)
+        if agency is None:
             raise Unauthorized("the access token's agency is unknown or not active")
         await set_tenant(
             session,
@@ -756,9 +756,8 @@ async def rotate_signing_key_for(slug: str, alg: str = keys.DEFAULT_ALG) -> str:
     from services.agencies import service as agencies
 
     async with unit_of_work() as session:
-        async with unscoped(session, "cli: rotate an agency's signing key"):
-            agency = await agencies.by_public_slug(session, slug)
-        if agency is None or agency.status != AgencyStatus.ACTIVE:
+        agency = await agencies.active_agency(session, slug)
+        if agency is None:
             raise NotFound(f"no active agency {slug!r}")
         principal = Principal.acting_in(agency.id, agency.slug, "cli: signing-key rotation")
         await set_tenant(session, principal.tenant(), principal)

@@ -1,8 +1,8 @@
 """The portal's one principal dependency and its declared permission aliases.
 
-slug → agency (an explicit, logged unscoped lookup) → session cookie →
-`identity.service.resolve_browser_session`, which scopes the request's session to the
-agency and, for client users and staff, to their clients. Handlers declare what they need
+slug → agency (`agencies.auth.agency_in_path`, shared with the issuer and SCIM) → session
+cookie → `identity.service.resolve_browser_session`, which scopes the request's session to
+the agency and, for client users and staff, to their clients. Handlers declare what they need
 as a permission (`ClientsRead`, `AgencyManage`, ...), never as a role name.
 """
 
@@ -15,12 +15,11 @@ from urllib.parse import urlsplit
 import structlog
 from fastapi import Depends, Request
 
-from services.agencies import service as agencies
-from services.agencies.schemas import SLUG_RE
+from services.agencies.auth import agency_in_path
 from services.identity import impersonation
 from services.identity import service as identity
 from services.identity.auth import permission_guard
-from services.kit.errors import Forbidden, NotFound
+from services.kit.errors import Forbidden
 from services.kit.web import DBSession
 from services.portal import impersonation as impersonation_views
 from services.portal import security
@@ -28,19 +27,18 @@ from services.portal import service as portal
 from services.portal.rendering import Brand
 from services.portal.routing import CsrfRejected, LoginRequired, SecondFactorSetupRequired
 from tenants.context import TenantContext
-from tenants.models import Agency, AgencyStatus
+from tenants.models import Agency
 from tenants.principal import Principal
 from tenants.roles import Permission
 from tenants.scoping import set_tenant
 
+_NamedAgency = Annotated[Agency, Depends(agency_in_path("no such portal"))]
 
-async def portal_agency(slug: str, request: Request, session: DBSession) -> Agency:
-    """The agency the address names. Unknown or suspended: the 404 page."""
-    agency = await agencies.by_public_slug(session, slug) if SLUG_RE.match(slug) else None
-    if agency is None or agency.status != AgencyStatus.ACTIVE:
-        raise NotFound("no such portal")
+
+async def portal_agency(request: Request, agency: _NamedAgency) -> Agency:
+    """The agency the address names, its brand on every page. Unknown or suspended: the 404
+    page (`routing.PortalRoute` renders the 404)."""
     request.state.portal_brand = Brand.of(agency)
-    structlog.contextvars.bind_contextvars(agency_id=str(agency.id))
     return agency
 
 

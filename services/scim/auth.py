@@ -8,23 +8,25 @@ from typing import Annotated
 import structlog
 from fastapi import Depends, Request
 
-from services.agencies.service import by_public_slug
+from services.agencies.auth import agency_in_path
 from services.identity.auth import require
-from services.kit.errors import NotFound, Unauthorized
+from services.kit.errors import Unauthorized
 from services.kit.web import DBSession
 from services.scim import service
+from tenants.models import Agency
 from tenants.principal import Principal
 from tenants.roles import Permission
 
 ScimTokensManage = Annotated[Principal, Depends(require(Permission.SCIM_MANAGE))]
 
 
-async def scim_principal(request: Request, slug: str, session: DBSession) -> Principal:
-    """The directory calling `slug`'s SCIM endpoint. The agency comes from the address; the
-    token must be one of that agency's, so another agency's token is a 401 here."""
-    agency = await by_public_slug(session, slug)
-    if agency is None:
-        raise NotFound("no such SCIM service")
+_ScimAgency = Annotated[Agency, Depends(agency_in_path("no such SCIM service"))]
+
+
+async def scim_principal(request: Request, agency: _ScimAgency, session: DBSession) -> Principal:
+    """The directory calling `slug`'s SCIM endpoint. The agency comes from the address (an
+    unknown or suspended one is a 404); the token must be one of that agency's, so another
+    agency's token is a 401 here."""
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not credentials.strip():
         raise Unauthorized("send a SCIM token as `Authorization: Bearer <token>`")

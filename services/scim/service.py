@@ -38,7 +38,7 @@ from services.identity import access
 from services.identity import repository as identity_repo
 from services.identity import service as identity
 from services.kit import ids
-from services.kit.crypto import hash_password, new_token, sha256_hex
+from services.kit.crypto import agency_of_token, hash_password, mint_agency_token, sha256_hex
 from services.kit.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from services.kit.types import utcnow
 from services.scim import repository as repo
@@ -68,26 +68,13 @@ GROUP_ID_NAMESPACE = uuid.UUID("6f1d3c1e-5b8a-4a57-9d59-2a0b9b7f3c10")
 # ---- tokens --------------------------------------------------------------------------------
 
 
-def make_token(agency_id: uuid.UUID) -> tuple[str, str, str]:
-    """A new token `sbs_<agency>_<secret>`: (token, display prefix, sha256). The agency part
-    lets the lookup happen inside that agency only, as for API keys."""
-    secret = new_token(32)
-    raw = f"{TOKEN_PREFIX}_{ids.encode('a', agency_id)[2:]}_{secret}"
-    return raw, f"{TOKEN_PREFIX}_…{secret[-6:]}", sha256_hex(raw)
-
-
-def agency_of_token(raw: str) -> uuid.UUID | None:
-    parts = raw.split("_")
-    if len(parts) != 3 or parts[0] != TOKEN_PREFIX or not (30 <= len(parts[2]) <= 60):
-        return None
-    return ids.decode("a", f"a_{parts[1]}")
-
-
 async def create_token(
     session: AsyncSession, principal: Principal, *, name: str
 ) -> tuple[ScimToken, str]:
     assert principal.agency_id is not None
-    raw, prefix, token_hash = make_token(principal.agency_id)
+    # `sbs_<agency>_<secret>`: the agency part lets the lookup happen inside that agency only,
+    # as for API keys (the same routine).
+    raw, prefix, token_hash = mint_agency_token(TOKEN_PREFIX, principal.agency_id)
     token = ScimToken(
         agency_id=principal.agency_id,
         name=name,
@@ -121,7 +108,7 @@ def base_url(agency_slug: str) -> str:
 async def resolve_token(session: AsyncSession, agency: Agency, raw: str) -> Principal:
     """The principal of a SCIM bearer token presented at `agency`'s SCIM endpoint, with the
     session scoped to that agency. A token naming another agency is simply wrong (401)."""
-    if agency_of_token(raw) != agency.id or agency.status != AgencyStatus.ACTIVE:
+    if agency_of_token(TOKEN_PREFIX, raw) != agency.id or agency.status != AgencyStatus.ACTIVE:
         raise Unauthorized("the SCIM token is not valid here")
     await set_tenant(session, TenantContext.for_agency(agency.id))
     token = await repo.token_by_hash(session, sha256_hex(raw))
