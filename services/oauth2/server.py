@@ -44,12 +44,13 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from sqlalchemy.orm import Session
 
+from services.identity.keycache import principal_cache
 from services.kit import ids
+from services.kit.cache import FollowerCache, columns_of, row_from
 from services.kit.crypto import constant_time_equal, hmac_hex, new_token, sha256_hex
 from services.kit.types import utcnow
 from services.oauth2 import keys
 from services.oauth2 import repository as repo
-from services.oauth2.cache import FollowerCache, columns_of, row_from
 from services.oauth2.models import (
     AuthorizationCode,
     ClientType,
@@ -339,8 +340,11 @@ class IssuedToken(TokenMixin):
 
 # Relying parties by (agency, id), as column values: every token request authenticates one.
 # Changing, rotating the secret of or deleting a client invalidates them on commit in every
-# process (services/oauth2/cache.py); an unknown client is never cached.
-_relying_parties: FollowerCache[tuple[uuid.UUID, uuid.UUID], dict[str, Any]] = FollowerCache()
+# process (the API-key cache's invalidation, services/identity/keycache.py); an unknown
+# client is never cached.
+_relying_parties: FollowerCache[tuple[uuid.UUID, uuid.UUID], dict[str, Any]] = FollowerCache(
+    principal_cache
+)
 
 
 def _client_row(ctx: ProviderContext, value: uuid.UUID) -> OAuthClient | None:

@@ -647,7 +647,7 @@ async def update_client(
     if changes:
         row.updated_at = utcnow()
     await session.flush()
-    await invalidate_on_commit(session)  # cached relying parties (services/oauth2/cache.py)
+    await invalidate_on_commit(session)  # cached relying parties (server._relying_parties)
     return row
 
 
