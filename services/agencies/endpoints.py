@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from services.agencies import repository as repo
 from services.agencies import service
 from services.agencies.auth import AgencyManage, AgencyRead, Operator
 from services.agencies.schemas import (
@@ -19,11 +18,8 @@ from services.agencies.schemas import (
 )
 from services.identity.auth import AnyPrincipal
 from services.kit import ids
-from services.kit.errors import Forbidden, NotFound
 from services.kit.schemas import DEFAULT_LIMIT, MAX_LIMIT, decode_keyset, paginate, path_id
 from services.kit.web import DBSession
-from tenants.roles import Permission
-from tenants.scoping import unscoped
 
 router = APIRouter(tags=["agencies"])
 
@@ -47,9 +43,7 @@ async def list_agencies(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> AgencyPage:
-    after = decode_keyset(cursor)
-    async with unscoped(session, "operator: list agencies"):
-        rows = await repo.page(session, after=after, limit=limit + 1)
+    rows = await service.operator_page(session, after=decode_keyset(cursor), limit=limit + 1)
     page, nxt = paginate(rows, limit, lambda a: a.created_at)
     return AgencyPage(items=[AgencyOut.of(a) for a in page], next_cursor=nxt)
 
@@ -57,16 +51,7 @@ async def list_agencies(
 @router.get("/agencies/{agency_id}", response_model=AgencyOut, name="agencies_get")
 async def get_agency(agency_id: str, principal: AnyPrincipal, session: DBSession) -> AgencyOut:
     aid = path_id("agy", agency_id, "agency")
-    if principal.is_operator:
-        async with unscoped(session, "operator: read an agency"):
-            agency = await repo.by_id(session, aid)
-    elif principal.can(Permission.AGENCY_READ):
-        agency = await repo.by_id(session, aid)  # scoped: only your own agency is visible
-    else:
-        raise Forbidden("this needs the agency:read permission")
-    if agency is None:
-        raise NotFound("no such agency")
-    return AgencyOut.of(agency)
+    return AgencyOut.of(await service.get(session, principal, aid))
 
 
 @router.patch("/agencies/{agency_id}", response_model=AgencyOut, name="agencies_update")
@@ -80,10 +65,7 @@ async def update_agency(
 
 @router.get("/agency", response_model=AgencyOut, name="agency_get_own")
 async def get_own_agency(principal: AgencyRead, session: DBSession) -> AgencyOut:
-    agency = await repo.by_id(session, principal.agency_id)
-    if agency is None:
-        raise NotFound("no such agency")
-    return AgencyOut.of(agency)
+    return AgencyOut.of(await service.get(session, principal, principal.agency_id))
 
 
 @router.patch("/agency", response_model=AgencyOut, name="agency_update_branding")

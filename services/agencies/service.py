@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -15,12 +16,12 @@ from services.agencies.schemas import SLUG_RE, AgencyCreate, AgencyUpdate, Brand
 from services.identity import service as identity
 from services.identity.keycache import invalidate_on_commit, principal_cache
 from services.kit.cache import FollowerCache, columns_of, row_from
-from services.kit.errors import Conflict, NotFound
+from services.kit.errors import Conflict, Forbidden, NotFound
 from services.kit.types import utcnow
 from tenants.context import TenantContext
 from tenants.models import Agency, AgencyStatus, Membership, User
 from tenants.principal import Principal
-from tenants.roles import Role
+from tenants.roles import Permission, Role
 from tenants.scoping import set_tenant, unscoped
 
 
@@ -121,3 +122,29 @@ async def active_agency(session: AsyncSession, slug: str) -> Agency | None:
         return None
     _active_by_slug.put(slug, columns_of(found), generation)
     return found
+
+
+# ---- reads (the API's) ------------------------------------------------------------------
+
+
+async def operator_page(
+    session: AsyncSession, *, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[Agency]:
+    """Every agency, for the platform operator (an explicit, logged bypass)."""
+    async with unscoped(session, "operator: list agencies"):
+        return list(await repo.page(session, after=after, limit=limit))
+
+
+async def get(session: AsyncSession, principal: Principal, agency_id: uuid.UUID) -> Agency:
+    """One agency: any of them for the operator; otherwise the caller's own (another's id is
+    a 404, as if it did not exist), with the agency:read permission."""
+    if principal.is_operator:
+        async with unscoped(session, "operator: read an agency"):
+            agency = await repo.by_id(session, agency_id)
+    elif principal.can(Permission.AGENCY_READ):
+        agency = await repo.by_id(session, agency_id)  # scoped: only your own is visible
+    else:
+        raise Forbidden("this needs the agency:read permission")
+    if agency is None:
+        raise NotFound("no such agency")
+    return agency
