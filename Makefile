@@ -50,7 +50,7 @@ importlint: $(STAMP)
 ## typecheck-strict: mypy on the packages and modules that must stay clean (CI); what they
 ## import is checked too, but its errors are reported by `make typecheck` only
 STRICT = services/kit tenants integrations services/worker.py services/tasks.py \
-	services/schedule.py services/records/lifecycle.py services/oauth2/http.py \
+	services/schedule.py services/clients/lifecycle.py services/oauth2/http.py \
 	services/audit/service.py services/identity/throttle.py services/identity/devices.py \
 	services/identity/sessions.py services/identity/signin.py services/identity/users.py \
 	services/identity/apikeys.py services/identity/invitations.py \

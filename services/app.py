@@ -15,6 +15,7 @@ from sqlalchemy import text
 import tenants  # noqa: F401  (installs the tenant-scoping hooks)
 from services.agencies.endpoints import router as agencies_router
 from services.audit.endpoints import router as audit_router
+from services.clients.endpoints import router as clients_router
 from services.identity.endpoints import router as identity_router
 from services.identity.keycache import KeyCacheListener, last_used
 from services.identity.upstream_endpoints import router as upstream_router
@@ -24,7 +25,6 @@ from services.kit.logging import configure_logging
 from services.kit.web import EdgeMiddleware, install_error_handlers
 from services.oauth2.endpoints import issuer as oauth2_issuer
 from services.oauth2.endpoints import router as oauth2_router
-from services.records.endpoints import router as clients_router
 from services.scim.endpoints import router as scim_router
 from services.settings import get_settings
 from services.tasks import wire as wire_tasks

@@ -8,12 +8,12 @@ import tenants  # noqa: F401
 from services.agencies import repository as agencies
 from services.agencies import service as agency_service
 from services.agencies.schemas import AgencyCreate
+from services.clients import service as clients_service
+from services.clients.schemas import ClientCreate, ClientSort
 from services.identity import repository as identity_repo
 from services.identity import service as identity
 from services.kit import ids
 from services.kit.db import unit_of_work
-from services.records import service as records
-from services.records.schemas import ClientCreate, ClientSort
 from tenants.models import Membership
 from tenants.principal import Principal
 from tenants.roles import ROLE_PERMISSIONS, Role
@@ -140,7 +140,7 @@ async def seed(sample_app_url: str | None = None) -> dict[str, Any]:
                 body = ClientCreate(**data)
                 if i < 3:
                     body.assigned_staff = [ids.encode("usr", staff.id)]
-                views.append(await records.create(session, owner, body))
+                views.append(await clients_service.create(session, owner, body))
             client_user = await identity.create_user(
                 session, agency.id, email=CLIENT_OWNER, name="Maria Rossi", password=PASSWORD
             )
@@ -203,9 +203,9 @@ async def _sample_solution(session: Any, principal: Principal, url: str) -> dict
         )
         assert made_secret is not None
         secret = made_secret
-    from services.records import repository as records_repo
+    from services.clients import repository as clients_repo
 
-    found = await records_repo.page(
+    found = await clients_repo.page(
         session,
         q=CLIENTS[0]["display_name"],
         stage=None,

@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from services.clients.auth import ClientsRead
 from services.kit import ids
 from services.kit.schemas import path_id
 from services.kit.web import DBSession
@@ -31,7 +32,6 @@ from services.oauth2.schemas import (
     OAuthClientUpdate,
 )
 from services.oauth2.server import issuer_for
-from services.records.auth import ClientsRead
 from tenants.principal import Principal
 
 router = APIRouter()

@@ -685,9 +685,9 @@ async def _solution(session: AsyncSession, oauth_client_id: uuid.UUID) -> OAuthC
 
 
 async def _require_client(session: AsyncSession, client_id: uuid.UUID) -> None:
-    from services.records import service as records
+    from services.clients import service as clients_service
 
-    await records.get(session, client_id)  # NotFound outside the tenant or client scope
+    await clients_service.get(session, client_id)  # NotFound outside the tenant or client scope
 
 
 async def client_solutions(

@@ -14,9 +14,9 @@ from fastapi import Query
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
+from services.clients.schemas import ClientCreate, ClientUpdate
 from services.kit import schemas as kit_schemas
 from services.kit.errors import SwitchboardError
-from services.records.schemas import ClientCreate, ClientUpdate
 from tenants.models import Client
 
 DAYS = (

@@ -14,6 +14,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.clients import service as clients_service
+from services.clients.lifecycle import LIFECYCLE_TRANSITIONS
+from services.clients.schemas import ClientSort
 from services.identity import access
 from services.identity import repository as identity_repo
 from services.identity.models import Invitation
@@ -23,9 +26,6 @@ from services.oauth2 import repository as oauth2_repo
 from services.portal import impersonation as imp_views
 from services.portal import repository as repo
 from services.portal.labels import ROLE_LABELS, STAGE_LABELS
-from services.records import service as records
-from services.records.lifecycle import LIFECYCLE_TRANSITIONS
-from services.records.schemas import ClientSort
 from tenants.models import AuditEvent, Client, LifecycleStage, User
 from tenants.principal import Principal
 from tenants.roles import AGENCY_ROLES, CLIENT_ROLES, Permission, Role
@@ -139,7 +139,7 @@ async def client_list(
     sort: ClientSort,
     cursor: str | None,
 ) -> ClientList:
-    views, next_cursor = await records.page(
+    views, next_cursor = await clients_service.page(
         session, q=q, stage=stage, sort=sort, cursor=cursor, limit=PAGE_SIZE
     )
     people = await repo.users_by_id(session, [u for v in views for u in v.staff])
@@ -281,7 +281,7 @@ class ClientDetail:
 async def client_detail(
     session: AsyncSession, principal: Principal, client_id: uuid.UUID
 ) -> ClientDetail:
-    view = await records.get(session, client_id)  # NotFound outside the caller's scope
+    view = await clients_service.get(session, client_id)  # NotFound outside the caller's scope
     people = await repo.users_by_id(session, view.staff)
     stage = LifecycleStage(view.client.lifecycle_stage)
     history = None

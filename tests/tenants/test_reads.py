@@ -61,7 +61,7 @@ def test_a_query_must_filter_every_tenant_table_by_the_agency(client):
 
 
 async def test_the_agency_comes_from_the_tenant_only(client, make_agency):
-    from services.records.repository import CLIENT_WITH_STAFF
+    from services.clients.repository import CLIENT_WITH_STAFF
     from tenants.context import TenantContext
     from tenants.reads import tenant_reads
 
@@ -78,10 +78,10 @@ async def test_the_agency_comes_from_the_tenant_only(client, make_agency):
 
 
 async def test_reads_match_the_orm_and_stay_in_the_tenant(client, make_agency, make_client):
+    from services.clients import repository
+    from services.clients.schemas import ClientOut
     from services.kit import ids
     from services.kit.db import unit_of_work
-    from services.records import repository
-    from services.records.schemas import ClientOut
     from tenants.context import TenantContext
     from tenants.scoping import set_tenant
 

@@ -148,7 +148,7 @@ def test_tables_imported_late_are_still_scoped():
     from pathlib import Path
 
     code = """
-import services.records.repository  # defines a TenantQuery at import: uses the maps early
+import services.clients.repository  # defines a TenantQuery at import: uses the maps early
 from tenants import scoping
 early = set(scoping._scoped_model_by_table())
 import services.models_registry

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from services.clients import service as clients_service
 from services.kit import ids
 from services.kit.errors import InvalidCursor, InvalidTransition, ValidationFailed
 from services.kit.schemas import path_id
@@ -25,7 +26,6 @@ from services.portal.auth import (
 from services.portal.forms import QueryText
 from services.portal.rendering import page
 from services.portal.routing import FormRejected, PortalRoute
-from services.records import service as records
 from tenants.models import LifecycleStage
 from tenants.principal import Principal
 from tenants.roles import Permission
@@ -129,7 +129,7 @@ async def client_create(
     values = forms.client_values(await request.form())
     can_assign = principal.can(Permission.CLIENTS_ASSIGN)
     try:
-        view = await records.create(
+        view = await clients_service.create(
             session, principal, forms.to_client_create(values, can_assign=can_assign)
         )
     except forms.FormErrors as exc:
@@ -187,7 +187,7 @@ async def client_update(
     values = forms.client_values(await request.form())
     can_assign = principal.can(Permission.CLIENTS_ASSIGN)
     try:
-        await records.update(
+        await clients_service.update(
             session, principal, cid, forms.to_client_update(values, can_assign=can_assign)
         )
     except forms.FormErrors as exc:
@@ -231,11 +231,11 @@ async def client_lifecycle(
         stage = None
     error = None
     if stage is None:
-        await records.get(session, cid)  # an unknown client stays a 404
+        await clients_service.get(session, cid)  # an unknown client stays a 404
         error, status = "Choose one of the stages offered.", 422
     else:
         try:
-            await records.change_lifecycle(session, cid, stage, reason)
+            await clients_service.change_lifecycle(session, cid, stage, reason)
         except InvalidTransition as exc:
             error, status = forms.error_of(exc)["stage"], 409
     if error is None:

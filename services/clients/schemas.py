@@ -165,7 +165,7 @@ class ClientOut(Output):
 
     @classmethod
     def of_row(cls, row: Mapping[str, Any], staff: list[Any]) -> ClientOut:
-        """From a `clients` row read outside the ORM (services.records.repository)."""
+        """From a `clients` row read outside the ORM (services.clients.repository)."""
         data = {k: row[k] for k in cls.model_fields if k in row}
         data["id"] = ids.encode("cli", row["id"])
         data["assigned_staff"] = [ids.encode("usr", u) for u in staff]

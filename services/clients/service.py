@@ -7,13 +7,13 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.clients import repository as repo
+from services.clients.lifecycle import LIFECYCLE_TRANSITIONS
+from services.clients.schemas import ClientCreate, ClientSort, ClientUpdate, normalize_phone
 from services.kit import ids
 from services.kit.errors import Forbidden, InvalidTransition, NotFound, ValidationFailed
 from services.kit.schemas import decode_keyset, paginate, parse_aware_datetime, text_key
 from services.kit.types import utcnow
-from services.records import repository as repo
-from services.records.lifecycle import LIFECYCLE_TRANSITIONS
-from services.records.schemas import ClientCreate, ClientSort, ClientUpdate, normalize_phone
 from tenants import audit
 from tenants.context import TenantContext
 from tenants.models import Client, LifecycleStage

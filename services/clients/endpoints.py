@@ -6,17 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from services.kit.schemas import DEFAULT_LIMIT, MAX_LIMIT, Text, path_id
-from services.kit.web import DBSession, json_response
-from services.records import service
-from services.records.auth import (
+from services.clients import service
+from services.clients.auth import (
     ClientsCreate,
     ClientsDelete,
     ClientsLifecycle,
     ClientsRead,
     ClientsUpdate,
 )
-from services.records.schemas import (
+from services.clients.schemas import (
     ClientCreate,
     ClientOut,
     ClientPage,
@@ -24,6 +22,8 @@ from services.records.schemas import (
     ClientUpdate,
     LifecycleChange,
 )
+from services.kit.schemas import DEFAULT_LIMIT, MAX_LIMIT, Text, path_id
+from services.kit.web import DBSession, json_response
 from tenants.models import LifecycleStage
 
 router = APIRouter(prefix="/clients", tags=["clients"])

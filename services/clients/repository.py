@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.records.schemas import ClientSort
+from services.clients.schemas import ClientSort
 from tenants.context import TenantContext
 from tenants.models import Client, ClientAssignment, LifecycleStage, Membership, User
 from tenants.reads import Row, TenantQuery, tenant_reads
