@@ -37,8 +37,8 @@ from tenants.roles import AGENCY_ROLES, Role, can_grant
 # `Principal.extra["credential"]` of a SCIM token (services/scim).
 DIRECTORY_CREDENTIAL = "scim_token"
 
-_memberships = Membership.__table__  # type: ignore[attr-defined]
-_users = User.__table__  # type: ignore[attr-defined]
+_memberships = Membership.__table__
+_users = User.__table__
 
 ROLES_OF_USER = TenantQuery(
     "every role of one person in the agency",

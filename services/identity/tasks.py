@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from services.identity import repository as repo
 from services.identity.password_reset import issue_password_reset, mint_password_reset_url
@@ -59,7 +60,9 @@ async def deliver_password_reset(session: AsyncSession, reset_id: str) -> None:
     from services.identity.models import PasswordReset
 
     row = (
-        await session.execute(select(PasswordReset).where(PasswordReset.id == uuid.UUID(reset_id)))
+        await session.execute(
+            select(PasswordReset).where(col(PasswordReset.id) == uuid.UUID(reset_id))
+        )
     ).scalar_one_or_none()
     if row is None or row.used_at is not None:
         return

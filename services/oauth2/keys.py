@@ -149,4 +149,4 @@ def verification_keys(s: Session, now: datetime | None = None) -> KeySet | None:
     rows = repo.published_keys(s, now or utcnow())
     if not rows:
         return None
-    return KeySet.import_key_set({"keys": [dict(r.public_jwk) for r in rows]})  # type: ignore[arg-type]
+    return KeySet.import_key_set({"keys": [dict(r.public_jwk) for r in rows]})

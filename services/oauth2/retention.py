@@ -9,8 +9,10 @@ in-process by the web process on the embedded default.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete
+from sqlalchemy import CursorResult, delete
+from sqlmodel import col
 
 from services.kit.db import unit_of_work
 from services.kit.types import utcnow
@@ -30,9 +32,12 @@ async def purge_expired() -> dict[str, int]:
         unscoped(session, "retention: purge expired OIDC codes and tokens"),
     ):
         codes = await session.execute(
-            delete(AuthorizationCode).where(AuthorizationCode.expires_at < now - CODE_GRACE)
+            delete(AuthorizationCode).where(col(AuthorizationCode.expires_at) < now - CODE_GRACE)
         )
         tokens = await session.execute(
-            delete(OAuthToken).where(OAuthToken.expires_at < now - TOKEN_GRACE)
+            delete(OAuthToken).where(col(OAuthToken.expires_at) < now - TOKEN_GRACE)
         )
-    return {"authorization_codes": codes.rowcount or 0, "tokens": tokens.rowcount or 0}
+    return {
+        "authorization_codes": cast(CursorResult[Any], codes).rowcount or 0,
+        "tokens": cast(CursorResult[Any], tokens).rowcount or 0,
+    }

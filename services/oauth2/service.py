@@ -358,7 +358,7 @@ def _authorize(
         return ErrorPage(err.get_error_description() or "This sign-in request is not valid.")
     except ValueError:
         return ErrorPage("This sign-in request is not valid.")
-    client: RelyingParty = request.client  # type: ignore[assignment]
+    client: RelyingParty = request.client
     data = request.payload.data
     redirect_uri = grant.redirect_uri
     state = data.get("state")
