@@ -17,7 +17,10 @@ DEFAULT_VAR_DIR = Path("var")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SWITCHBOARD_", extra="ignore")
+    # Errors name the setting and the rule, never the value given (it may be a secret).
+    model_config = SettingsConfigDict(
+        env_prefix="SWITCHBOARD_", extra="ignore", hide_input_in_errors=True
+    )
 
     env: Literal["development", "test", "production"] = "development"
     var_dir: Path = DEFAULT_VAR_DIR
@@ -83,10 +86,20 @@ class Settings(BaseSettings):
     # `forwarded_allow_any` says that nothing but the proxy can reach the app.
     forwarded_allow_ips: str = ""
     forwarded_allow_any: bool = False
+    # The keys that seal connector credentials (integrations/core/vault.py): `kid:key` pairs,
+    # comma-separated, each key 32 random bytes in base64url; the first seals, every one
+    # opens. Empty: one key derived from SECRET_KEY (kid "s0").
+    vault_keys: str = ""
 
     @field_validator("database_url", "operator_database_url", "owner_database_url")
     @classmethod
     def _strip(cls, v: str) -> str:
+        return v.strip()
+
+    @field_validator("vault_keys")
+    @classmethod
+    def _vault_keys(cls, v: str) -> str:
+        parse_vault_keys(v)  # raises naming what is wrong (never the key)
         return v.strip()
 
     @field_validator("forwarded_allow_ips")
@@ -239,6 +252,39 @@ def _dev_secret(var_dir: Path) -> str:
     except OSError:
         pass
     return value
+
+
+VAULT_KID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def parse_vault_keys(value: str) -> list[tuple[str, bytes]]:
+    """`SWITCHBOARD_VAULT_KEYS` as (kid, 32-byte key) pairs, the sealing key first."""
+    import base64
+    import binascii
+
+    pairs: list[tuple[str, bytes]] = []
+    for n, item in enumerate((i.strip() for i in value.split(",") if i.strip()), start=1):
+        kid, sep, encoded = item.partition(":")
+        kid = kid.strip().lower()
+        if not sep or not kid or len(kid) > 16 or not set(kid) <= VAULT_KID_CHARS:
+            raise ValueError(
+                f"SWITCHBOARD_VAULT_KEYS: entry {n} must be `kid:key` with a kid of up to 16 "
+                "letters, digits, '-' or '_'"
+            )
+        try:
+            key = base64.urlsafe_b64decode(encoded.strip() + "=" * (-len(encoded.strip()) % 4))
+        except (binascii.Error, ValueError):
+            key = b""
+        if len(key) != 32:
+            raise ValueError(
+                f"SWITCHBOARD_VAULT_KEYS: the key of {kid!r} must be 32 bytes in base64url "
+                "(e.g. `python -c 'import secrets,base64; "
+                "print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())'`)"
+            )
+        if any(kid == k for k, _ in pairs):
+            raise ValueError(f"SWITCHBOARD_VAULT_KEYS: the kid {kid!r} appears twice")
+        pairs.append((kid, key))
+    return pairs
 
 
 @lru_cache

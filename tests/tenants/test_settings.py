@@ -31,3 +31,15 @@ def test_placeholder_secret_refused_in_production(tmp_path):
     dev = Settings(env="development", secret_key="", var_dir=tmp_path)
     assert len(dev.secret_key) > 40
     assert Settings(env="development", var_dir=tmp_path).secret_key == dev.secret_key
+
+
+def test_a_refused_setting_never_echoes_its_value(tmp_path):
+    """A start-up error names the setting and the rule; the value given may be a secret."""
+    short = "short-secret-value-0123"
+    with pytest.raises(ValidationError) as refused:
+        Settings(env="production", secret_key=short, var_dir=tmp_path, smtp_password="pw-9f8e")
+    assert "SECRET_KEY" in str(refused.value)
+    assert short not in str(refused.value) and "pw-9f8e" not in str(refused.value)
+    with pytest.raises(ValidationError) as refused:
+        Settings(vault_keys="k1:not-a-32-byte-key-value", var_dir=tmp_path)
+    assert "not-a-32-byte-key-value" not in str(refused.value)
