@@ -1,0 +1,1 @@
+"""The connector SDK: what every vendor package shares (credential vault, ...)."""
