@@ -1,0 +1,1 @@
+"""Shopify: the Admin API (GraphQL), OAuth install, webhooks (issue 8)."""
