@@ -226,11 +226,15 @@ async def users_page(
     return list(await repo.users(session, after=after, limit=limit))
 
 
+async def memberships_of_people(session: AsyncSession, people: list[User]) -> list[Membership]:
+    return list(await repo.memberships_for_users(session, [u.id for u in people]))
+
+
 async def memberships_by_user(
     session: AsyncSession, people: list[User]
 ) -> dict[uuid.UUID, list[Membership]]:
     found: dict[uuid.UUID, list[Membership]] = {}
-    for m in await repo.memberships_for_users(session, [u.id for u in people]):
+    for m in await memberships_of_people(session, people):
         found.setdefault(m.user_id, []).append(m)
     return found
 
@@ -247,3 +251,25 @@ async def user_with_memberships(
     if user is None:
         raise NotFound("no such user")
     return user, await memberships_of(session, user.id)
+
+
+async def find(session: AsyncSession, user_id: uuid.UUID) -> User | None:
+    """A person of the session's scope, or None (for callers that decide what absent means)."""
+    return await repo.user(session, user_id)
+
+
+async def by_email(session: AsyncSession, email: str) -> User | None:
+    """The person with this e-mail address in the session's agency (normalized), or None."""
+    return await repo.user_by_email(session, email)
+
+
+async def membership_for(
+    session: AsyncSession, user_id: uuid.UUID, client_id: uuid.UUID | None
+) -> Membership | None:
+    """The person's membership on a client (None: their agency-wide one), if any."""
+    return await repo.membership_for(session, user_id, client_id)
+
+
+async def agency_of_session(session: AsyncSession, agency_id: uuid.UUID) -> Agency | None:
+    """The agency row as the session's tenant sees it (its own), or None."""
+    return await repo.agency(session, agency_id)

@@ -763,3 +763,13 @@ async def rotate_signing_key_for(slug: str, alg: str = keys.DEFAULT_ALG) -> str:
         await set_tenant(session, principal.tenant(), principal)
         row = await rotate_signing_key(session, agency.id, alg)
         return row.kid
+
+
+async def clients_with_solution(session: AsyncSession, app_id: uuid.UUID) -> set[uuid.UUID]:
+    """The clients a relying party (a solution) is enabled for."""
+    return await session.run_sync(repo.clients_with_solution, app_id)
+
+
+async def solution_client_counts(session: AsyncSession) -> dict[uuid.UUID, int]:
+    """For each relying party, the number of clients it is enabled for."""
+    return await session.run_sync(repo.solution_client_counts)

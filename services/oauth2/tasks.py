@@ -6,7 +6,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.identity import repository as identity_repo
+from services.identity import users as identity_users
 from services.oauth2 import backchannel
 from services.worker import tenant_task
 from tenants.scoping import current_tenant
@@ -19,7 +19,11 @@ async def deliver_backchannel_logout(
     """One logout token to one relying party (OpenID Connect Back-Channel Logout)."""
     tenant = current_tenant(session)
     agency_id = tenant.agency_id if tenant is not None else None
-    agency = await identity_repo.agency(session, agency_id) if agency_id is not None else None
+    agency = (
+        await identity_users.agency_of_session(session, agency_id)
+        if agency_id is not None
+        else None
+    )
     if agency is None:
         return
     await backchannel.deliver(

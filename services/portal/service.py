@@ -18,11 +18,12 @@ from services.clients import service as clients_service
 from services.clients.lifecycle import LIFECYCLE_TRANSITIONS
 from services.clients.schemas import ClientSort
 from services.identity import access
-from services.identity import repository as identity_repo
+from services.identity import invitations as identity_invitations
+from services.identity import users as identity_users
 from services.identity.models import Invitation
 from services.kit import ids, mail
 from services.kit.types import utcnow
-from services.oauth2 import repository as oauth2_repo
+from services.oauth2 import service as oauth2_service
 from services.portal import impersonation as imp_views
 from services.portal import repository as repo
 from services.portal.labels import ROLE_LABELS, STAGE_LABELS
@@ -69,7 +70,7 @@ async def user_of(session: AsyncSession, principal: Principal) -> User | None:
     """The signed-in person's own user row (None for a principal that is no person)."""
     if principal.user_id is None:
         return None
-    return await identity_repo.user(session, principal.user_id)
+    return await identity_users.find(session, principal.user_id)
 
 
 async def me(session: AsyncSession, principal: Principal) -> User:
@@ -349,12 +350,14 @@ def _pending(inv: Invitation, now: datetime) -> bool:
 
 
 async def team(session: AsyncSession, principal: Principal) -> Team:
-    users = list(await identity_repo.users(session, after=None, limit=CHOICES_LIMIT))
-    memberships = await identity_repo.memberships_for_users(session, [u.id for u in users])
+    people = await identity_users.users_page(session, after=None, limit=CHOICES_LIMIT)
+    memberships = await identity_users.memberships_of_people(session, people)
     invitations: list[Invitation] = []
     if principal.can(Permission.USERS_INVITE):
         now = utcnow()
-        invitations = [i for i in await identity_repo.invitations(session) if _pending(i, now)]
+        invitations = [
+            i for i in await identity_invitations.list_invitations(session) if _pending(i, now)
+        ]
     names = await repo.client_names(
         session,
         [m.client_id for m in memberships if m.client_id]
@@ -374,7 +377,7 @@ async def team(session: AsyncSession, principal: Principal) -> Team:
             access=sorted(by_user.get(u.id, []), key=lambda a: -a.role.rank),
             is_you=u.id == principal.user_id,
         )
-        for u in users
+        for u in people
     ]
     members.sort(key=lambda m: (-(m.access[0].role.rank if m.access else 0), m.person.name.lower()))
     return Team(
@@ -422,12 +425,12 @@ class SolutionClient:
 
 async def solution_client_ids(session: AsyncSession, app_id: uuid.UUID) -> set[uuid.UUID]:
     """The clients this app (a solution) is enabled for."""
-    return await session.run_sync(oauth2_repo.clients_with_solution, app_id)
+    return await oauth2_service.clients_with_solution(session, app_id)
 
 
 async def solution_client_counts(session: AsyncSession) -> dict[uuid.UUID, int]:
     """For each app, the number of clients it is enabled for."""
-    return await session.run_sync(oauth2_repo.solution_client_counts)
+    return await oauth2_service.solution_client_counts(session)
 
 
 async def solution_clients(session: AsyncSession, app_id: uuid.UUID) -> list[SolutionClient]:
@@ -453,7 +456,7 @@ class InvitationView:
 
 
 async def invitation_view(session: AsyncSession, inv: Invitation) -> InvitationView:
-    user = await identity_repo.user_by_email(session, inv.email)
+    user = await identity_users.by_email(session, inv.email)
     role = Role(inv.role)
     client = None
     if inv.client_id:

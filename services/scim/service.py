@@ -35,8 +35,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.identity import access
-from services.identity import repository as identity_repo
 from services.identity import service as identity
+from services.identity import users as identity_users
 from services.kit import ids
 from services.kit.crypto import agency_of_token, hash_password, mint_agency_token, sha256_hex
 from services.kit.errors import Conflict, NotFound, Unauthorized, ValidationFailed
@@ -324,7 +324,7 @@ def user_fields(resource: s.User) -> UserFields:
 async def create_user(session: AsyncSession, principal: Principal, resource: s.User) -> UserState:
     assert principal.agency_id is not None
     fields = user_fields(resource)
-    existing = await identity_repo.user_by_email(session, fields.user_name)
+    existing = await identity_users.by_email(session, fields.user_name)
     prior = await repo.profile(session, existing.id) if existing is not None else None
     if existing is not None and (prior is None or prior.deleted_at is None):
         raise UniquenessException(detail=f"a user with userName {fields.user_name} exists")
@@ -370,7 +370,7 @@ async def replace_user(
     await access.check_may_act_on(principal, user.id)
     fields = user_fields(resource)
     if fields.user_name != user.email:
-        other = await identity_repo.user_by_email(session, fields.user_name)
+        other = await identity_users.by_email(session, fields.user_name)
         if other is not None and other.id != user.id:
             raise UniquenessException(detail=f"a user with userName {fields.user_name} exists")
     try:
@@ -466,7 +466,7 @@ async def delete_user(session: AsyncSession, principal: Principal, user_id: uuid
     await access.check_may_act_on(principal, user.id)
     if UserStatus(user.status) is UserStatus.ACTIVE:
         await _deactivate(session, principal, user, "scim.user.deactivated")
-    for m in await identity_repo.memberships_of(session, user.id):
+    for m in await identity_users.memberships_of(session, user.id):
         await session.delete(m)
     for gm in await repo.directory_memberships_of(session, user.id):
         await session.delete(gm)
@@ -693,7 +693,7 @@ async def grant(
     "Agency staff". The caller has checked the person and the role (`access`): an owner's
     role is never changed here."""
     assert (role in AGENCY_ROLES) == (client_id is None) and role in AGENCY_ROLES | CLIENT_ROLES
-    existing = await identity_repo.membership_for(session, user_id, client_id)
+    existing = await identity_users.membership_for(session, user_id, client_id)
     if existing is not None:
         if Role(existing.role) is not role:
             existing.role = role
@@ -707,7 +707,7 @@ async def grant(
 async def withdraw(
     session: AsyncSession, user_id: uuid.UUID, role: Role, client_id: uuid.UUID | None
 ) -> None:
-    existing = await identity_repo.membership_for(session, user_id, client_id)
+    existing = await identity_users.membership_for(session, user_id, client_id)
     if existing is not None and Role(existing.role) is role:
         await session.delete(existing)
 
