@@ -1,0 +1,305 @@
+"""The sandbox store: WooCommerce's REST API v3 as a store serves it (vendor-apis.md §2).
+
+Serves `GET /wp-json/wc/v3/{orders,customers,products}` and `/{resource}/{id}` over the
+seeded `StoreData`, with WooCommerce's authentication and answers:
+
+* **Authentication** is chosen by whether the store sees HTTPS (`https`, WordPress's
+  `is_ssl()`), not by the client: with HTTPS, `consumer_key`/`consumer_secret` query
+  parameters (which win) or HTTP Basic; without, one-legged OAuth 1.0a only
+  (`integrations.woocommerce.oauth1.check`, nonces remembered per key for 15 minutes). An
+  unknown Basic key leaves the request unauthenticated (`woocommerce_rest_cannot_view`,
+  401); a wrong secret is `Consumer secret is invalid.` with `WWW-Authenticate`; a key
+  without read permission is refused as WooCommerce words it.
+* **Lists**: a bare JSON array; `page` (≥ 1), `per_page` (1 to 100, otherwise 400
+  `rest_invalid_param`), `offset` (wins over `page`), `order` (default `desc`), `orderby`,
+  `modified_after`/`modified_before` and `after`/`before` (orders and products; customers
+  have no date filter and ignore them), `dates_are_gmt`, orders' `status`; `X-WP-Total`,
+  `X-WP-TotalPages`, and `Link` `prev`/`next` repeating the query with `page` replaced (the
+  credentials left out, where a real store would repeat them); a page past the end is 200
+  `[]` with the real totals.
+* **One record**: an unknown id is 404 `woocommerce_rest_shop_order_invalid_id` (orders),
+  `woocommerce_rest_product_invalid_id` (products), `woocommerce_rest_invalid_id`
+  (customers).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from integrations.woocommerce import oauth1
+from integrations.woocommerce.sandbox.data import StoreData
+
+RESOURCES = ("orders", "customers", "products")
+NOT_FOUND_CODE = {
+    "orders": "woocommerce_rest_shop_order_invalid_id",
+    "products": "woocommerce_rest_product_invalid_id",
+    "customers": "woocommerce_rest_invalid_id",
+}
+ORDERBY = {
+    "orders": {"date": "date_created_gmt", "id": "id", "modified": "date_modified_gmt"},
+    "products": {
+        "date": "date_created_gmt",
+        "id": "id",
+        "modified": "date_modified_gmt",
+        "title": "name",
+        "slug": "slug",
+    },
+    "customers": {"id": "id", "registered_date": "date_created_gmt", "name": "username"},
+}
+CREDENTIAL_PARAMS = ("consumer_key", "consumer_secret")
+BASIC_REALM = (
+    'Basic realm="WooCommerce API. Use a consumer key in the username field and a consumer '
+    'secret in the password field."'
+)
+
+
+@dataclass
+class ApiKey:
+    consumer_key: str
+    consumer_secret: str
+    permissions: str = "read"  # read | write | read_write
+
+
+def _error(code: str, message: str, status: int, **data: Any) -> JSONResponse:
+    return JSONResponse(
+        {"code": code, "message": message, "data": {"status": status, **data}}, status_code=status
+    )
+
+
+class Unauthenticated(Exception):
+    pass
+
+
+@dataclass
+class Sandbox:
+    data: StoreData
+    keys: list[ApiKey]
+    https: bool = False  # what the store believes (is_ssl)
+    clock: Callable[[], float] = time.time
+    _nonces: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    # ---- authentication ---------------------------------------------------------------------
+    def _key(self, consumer_key: str) -> ApiKey | None:
+        return next((k for k in self.keys if k.consumer_key == consumer_key), None)
+
+    def _authenticate(self, request: Request) -> ApiKey | JSONResponse | None:
+        """The key a request authenticates with, an error answer, or None (anonymous)."""
+        query = list(request.query_params.multi_items())
+        if self.https:
+            given = dict(query)
+            key_id, secret = given.get("consumer_key"), given.get("consumer_secret")
+            if not (key_id and secret):
+                scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+                if scheme.lower() == "basic":
+                    try:
+                        key_id, _, secret = base64.b64decode(encoded).decode().partition(":")
+                    except (binascii.Error, UnicodeDecodeError):
+                        key_id = secret = None
+            if not key_id:
+                return None
+            key = self._key(key_id)
+            if key is None:
+                return None  # WooCommerce sets no error: the request goes on anonymous
+            if not secret or secret != key.consumer_secret:
+                response = _error(
+                    "woocommerce_rest_authentication_error", "Consumer secret is invalid.", 401
+                )
+                response.headers["WWW-Authenticate"] = BASIC_REALM
+                return response
+            return key
+        last = dict(query)  # PHP keeps the last of a repeated parameter
+        if not any(k.startswith("oauth_") for k in last):
+            return None
+        key = self._key(last.get("oauth_consumer_key", ""))
+        if key is None and last.get("oauth_consumer_key"):
+            return _error("woocommerce_rest_authentication_error", "Consumer key is invalid.", 401)
+        url = f"http://{request.headers.get('host', request.url.netloc)}{request.url.path}"
+        seen = self._fresh_nonces(key.consumer_key if key else "")
+        try:
+            oauth1.check(
+                request.method,
+                url,
+                list(last.items()),
+                key.consumer_secret if key else "",
+                seen_nonces=seen,
+                now=self.clock(),
+            )
+        except oauth1.Refused as exc:
+            code = (
+                "woocommerce_rest_authentication_missing_parameter"
+                if str(exc).startswith("Missing")
+                else "woocommerce_rest_authentication_error"
+            )
+            return _error(code, str(exc), 401)
+        return key
+
+    def _fresh_nonces(self, consumer_key: str) -> set[str]:
+        now = self.clock()
+        kept = {
+            n: t
+            for n, t in self._nonces.get(consumer_key, {}).items()
+            if now - t < oauth1.TIMESTAMP_WINDOW
+        }
+        self._nonces[consumer_key] = kept
+
+        store = self
+
+        class _Seen(set[str]):
+            def add(self, nonce: str) -> None:
+                super().add(nonce)
+                store._nonces[consumer_key][nonce] = now
+
+        return _Seen(kept)
+
+    def _authorize(self, request: Request, action: str) -> JSONResponse | None:
+        found = self._authenticate(request)
+        if isinstance(found, JSONResponse):
+            return found
+        if found is None:
+            return _error("woocommerce_rest_cannot_view", f"Sorry, you cannot {action}.", 401)
+        if "read" not in found.permissions:
+            return _error(
+                "woocommerce_rest_authentication_error",
+                "The API key provided does not have read permissions.",
+                401,
+            )
+        return None
+
+    # ---- endpoints --------------------------------------------------------------------------
+    async def list_records(self, request: Request) -> Response:
+        resource = request.path_params["resource"]
+        if resource not in RESOURCES:
+            return _error(
+                "rest_no_route", "No route was found matching the URL and request method.", 404
+            )
+        refused = self._authorize(request, "list resources")
+        if refused is not None:
+            return refused
+        q = request.query_params
+        invalid: dict[str, str] = {}
+        per_page = _int(q.get("per_page", "10"))
+        if per_page is None or not 1 <= per_page <= 100:
+            invalid["per_page"] = "per_page must be between 1 (inclusive) and 100 (inclusive)"
+        page = _int(q.get("page", "1"))
+        if page is None or page < 1:
+            invalid["page"] = "page must be greater than or equal to 1"
+        offset = _int(q["offset"]) if "offset" in q else 0
+        if offset is None or offset < 0:
+            invalid["offset"] = "offset is not of type integer"
+        order = q.get("order", "desc")
+        if order not in ("asc", "desc"):
+            invalid["order"] = "order is not one of asc and desc."
+        orderby = q.get("orderby", "date" if resource != "customers" else "name")
+        if orderby not in ORDERBY[resource]:
+            invalid["orderby"] = f"orderby is not one of {', '.join(ORDERBY[resource])}."
+        if invalid:
+            return _error(
+                "rest_invalid_param",
+                f"Invalid parameter(s): {', '.join(invalid)}",
+                400,
+                params=invalid,
+                details={},
+            )
+        assert per_page is not None and page is not None and offset is not None
+        rows = list(self.data.resource(resource).values())
+        if resource != "customers":
+            rows = _filter_dates(rows, q)
+        if resource == "orders":
+            status = q.get("status", "any")
+            if status != "any":
+                rows = [r for r in rows if r["status"] in status.split(",")]
+        column = ORDERBY[resource][orderby]
+        rows.sort(key=lambda r: (r[column], r["id"]), reverse=order == "desc")
+        total = len(rows)
+        pages = math.ceil(total / per_page) if total else 0
+        start = offset if "offset" in q else (page - 1) * per_page
+        body = rows[start : start + per_page]
+        response = JSONResponse(body)
+        response.headers["X-WP-Total"] = str(total)
+        response.headers["X-WP-TotalPages"] = str(pages)
+        links = []
+        base = f"{request.url.scheme}://{request.url.netloc}{request.url.path}"
+        kept = [
+            (k, v)
+            for k, v in q.multi_items()
+            if k != "page" and not k.startswith("oauth_") and k not in CREDENTIAL_PARAMS
+        ]
+        if page > 1 and "offset" not in q:
+            links.append(
+                f'<{base}?{urlencode([*kept, ("page", min(page - 1, pages))])}>; rel="prev"'
+            )
+        if page < pages and "offset" not in q:
+            links.append(f'<{base}?{urlencode([*kept, ("page", page + 1)])}>; rel="next"')
+        if links:
+            response.headers["Link"] = ", ".join(links)
+        return response
+
+    async def get_record(self, request: Request) -> Response:
+        resource = request.path_params["resource"]
+        if resource not in RESOURCES:
+            return _error(
+                "rest_no_route", "No route was found matching the URL and request method.", 404
+            )
+        refused = self._authorize(request, "view this resource")
+        if refused is not None:
+            return refused
+        found = self.data.resource(resource).get(_int(request.path_params["id"]) or -1)
+        if found is None:
+            message = "Invalid resource ID." if resource == "customers" else "Invalid ID."
+            return _error(NOT_FOUND_CODE[resource], message, 404)
+        return JSONResponse(found)
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/wp-json/wc/v3/{resource}", self.list_records, methods=["GET"]),
+                Route("/wp-json/wc/v3/{resource}/{id}", self.get_record, methods=["GET"]),
+            ]
+        )
+
+
+def _int(value: str) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _filter_dates(rows: list[dict[str, Any]], q: Any) -> list[dict[str, Any]]:
+    for param, column, keep in (
+        ("modified_after", "date_modified_gmt", lambda v, b: v > b),
+        ("modified_before", "date_modified_gmt", lambda v, b: v < b),
+        ("after", "date_created_gmt", lambda v, b: v > b),
+        ("before", "date_created_gmt", lambda v, b: v < b),
+    ):
+        if param in q:
+            bound = _wc_date(q[param])
+            if bound is not None:
+                rows = [r for r in rows if keep(r[column], bound)]
+    return rows
+
+
+def _wc_date(value: str) -> str | None:
+    """A date filter as the store compares it (ISO 8601; an offset is applied)."""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is not None:
+        from datetime import UTC
+
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed.strftime("%Y-%m-%dT%H:%M:%S")
