@@ -26,6 +26,10 @@ outbox_app = typer.Typer(no_args_is_help=True, help="E-mail the platform sent (t
 app.add_typer(outbox_app, name="outbox")
 oauth2_app = typer.Typer(no_args_is_help=True, help="The agencies' OpenID Connect providers.")
 app.add_typer(oauth2_app, name="oauth2")
+sandbox_app = typer.Typer(
+    no_args_is_help=True, help="Local fakes of the vendors' APIs, for the demo and the tests."
+)
+app.add_typer(sandbox_app, name="sandbox")
 
 
 @app.callback()
@@ -412,6 +416,50 @@ def _start_sample_app(solution: dict[str, Any], host: str, port: int) -> subproc
         ],
         env=env,
     )
+
+
+@sandbox_app.command("woocommerce")
+def sandbox_woocommerce(
+    host: str = "127.0.0.1",
+    port: int = 8090,
+    orders: Annotated[int, typer.Option(min=0, help="seeded orders")] = 200,
+    customers: Annotated[int, typer.Option(min=0, help="seeded customers")] = 50,
+    products: Annotated[int, typer.Option(min=0, help="seeded products")] = 12,
+    seed: Annotated[int, typer.Option(help="the same seed gives the same store")] = 1,
+    https: Annotated[
+        bool,
+        typer.Option(
+            help="the store believes it is reached over HTTPS (Basic auth) rather than plain "
+            "HTTP (OAuth 1.0a only), as WordPress's is_ssl() decides"
+        ),
+    ] = False,
+    consumer_key: Annotated[str, typer.Option(envvar="SWITCHBOARD_SANDBOX_WC_KEY")] = "",
+    consumer_secret: Annotated[str, typer.Option(envvar="SWITCHBOARD_SANDBOX_WC_SECRET")] = "",
+) -> None:
+    """Serve a WooCommerce store (REST API v3) with seeded orders, customers and products."""
+    import secrets
+
+    import uvicorn
+
+    from integrations.woocommerce.sandbox.app import ApiKey, Sandbox
+    from integrations.woocommerce.sandbox.data import seeded
+
+    key = consumer_key or "ck_" + secrets.token_hex(20)
+    secret = consumer_secret or "cs_" + secrets.token_hex(20)
+    store = Sandbox(
+        seeded(seed=seed, orders=orders, customers=customers, products=products),
+        [ApiKey(key, secret, permissions="read_write")],
+        https=https,
+    )
+    typer.echo(f"WooCommerce sandbox store on http://{host}:{port}/")
+    typer.echo(f"  REST API:        http://{host}:{port}/wp-json/wc/v3/orders")
+    typer.echo(f"  consumer key:    {key}")
+    typer.echo(f"  consumer secret: {secret}")
+    typer.echo(
+        f"  seeded:          {orders} orders, {customers} customers, {products} products "
+        f"(seed {seed}); auth: {'Basic (the store sees HTTPS)' if https else 'OAuth 1.0a'}"
+    )
+    uvicorn.run(store.app(), host=host, port=port, access_log=False, log_level="warning")
 
 
 @app.command("sample-app")

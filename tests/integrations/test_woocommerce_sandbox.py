@@ -150,3 +150,33 @@ async def test_lists_validate_filter_and_answer_like_woocommerce():
 def test_seeded_data_is_deterministic():
     assert seeded(seed=9, orders=10) == seeded(seed=9, orders=10)
     assert seeded(seed=9, orders=10) != seeded(seed=10, orders=10)
+
+
+def test_switchboard_sandbox_woocommerce_serves_a_store():
+    import subprocess
+    import sys
+    import time
+
+    from tests.live import free_port
+
+    port = free_port()
+    command = [sys.executable, "-m", "services.cli", "sandbox", "woocommerce"]
+    command += ["--port", str(port), "--orders", "12"]
+    command += ["--consumer-key", "ck_cli", "--consumer-secret", "cs_cli"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        api = _client(f"http://127.0.0.1:{port}", "ck_cli", "cs_cli")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                resp = api.get("orders")
+                break
+            except Exception:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        assert resp.status_code == 200 and resp.headers["X-WP-Total"] == "12"
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    assert b"consumer key:    ck_cli" in out
