@@ -180,3 +180,63 @@ def test_switchboard_sandbox_woocommerce_serves_a_store():
         proc.terminate()
         out, _ = proc.communicate(timeout=10)
     assert b"consumer key:    ck_cli" in out
+
+
+async def test_the_sdk_rides_out_the_stores_faults_and_honours_retry_after():
+    """integrations.core.retry + ratelimit against the sandbox's injected faults: host 429s and
+    503s are retried after their Retry-After (and no request goes meanwhile), 500s after a
+    backoff, a truncated body is the caller's to refuse."""
+    import json
+
+    from integrations.core import retry
+    from integrations.core.ratelimit import Limits, MemoryBudget
+
+    sandbox = Sandbox(seeded(seed=2, orders=3), KEYS, https=True)
+    sandbox.inject("throttle", retry_after=0.3)
+    sandbox.inject("unavailable", retry_after=0.2)
+    sandbox.inject("error", times=2)
+    budget = MemoryBudget(Limits(capacity=10, refill_per_second=100))
+    transport = httpx.ASGITransport(app=sandbox.app())
+    async with httpx.AsyncClient(
+        transport=transport, base_url="https://shop.example", auth=(CK, CS)
+    ) as http:
+        seen = retry.Attempts()
+        resp = await retry.send(
+            lambda: http.get("/wp-json/wc/v3/orders"),
+            budget=budget,
+            base_delay=0.01,
+            record=seen,
+        )
+        assert resp.status_code == 200 and len(resp.json()) == 3
+        assert seen.tries == 5 and seen.paused == [0.3, 0.2] and len(seen.backoff) == 2
+        times = [t for _, _, t in sandbox.requests]
+        assert times[1] - times[0] >= 0.29 and times[2] - times[1] >= 0.19
+        # nothing else of the account went out during a pause
+        sandbox.inject("throttle", retry_after=0.25)
+        first = await retry.send(
+            lambda: http.get("/wp-json/wc/v3/orders"), budget=budget, attempts=1
+        )
+        assert first.status_code == 429
+        await budget.pause(retry.parse_retry_after(first.headers["retry-after"]))
+        before = len(sandbox.requests)
+        other = await retry.send(lambda: http.get("/wp-json/wc/v3/customers"), budget=budget)
+        assert other.status_code == 200
+        assert sandbox.requests[before][2] - sandbox.requests[before - 1][2] >= 0.24
+        # a truncated body arrives as a 200 the caller cannot parse
+        sandbox.inject("malformed")
+        broken = await retry.send(lambda: http.get("/wp-json/wc/v3/orders"), budget=budget)
+        with pytest.raises(json.JSONDecodeError):
+            broken.json()
+        # the control endpoint refuses nonsense
+        bad = await http.post("/__sandbox/faults", json={"kind": "explode"})
+        assert bad.status_code == 400 and "fault kind" in bad.json()["error"]
+        assert (await http.delete("/__sandbox/faults")).json() == {"faults": 0}
+
+
+async def test_a_slow_store_times_an_impatient_client_out(store):
+    _, url = store
+    async with httpx.AsyncClient(base_url=url) as http:
+        added = await http.post("/__sandbox/faults", json={"kind": "slow", "seconds": 1.0})
+        assert added.status_code == 201
+        with pytest.raises(httpx.ReadTimeout):
+            await http.get("/wp-json/wc/v3/orders", timeout=0.2)

@@ -17,6 +17,11 @@ seeded `StoreData`, with WooCommerce's authentication and answers:
   `X-WP-TotalPages`, and `Link` `prev`/`next` repeating the query with `page` replaced (the
   credentials left out, where a real store would repeat them); a page past the end is 200
   `[]` with the real totals.
+* **Faults on demand** (`inject`, or `POST /__sandbox/faults` with the same fields as JSON):
+  the next requests answer a host's 429 or 503 (HTML, optional `Retry-After`), a 500, a
+  truncated JSON body, or wait before answering (a timeout for an impatient client).
+  Every request the store received is in `requests` (method, path, time), for tests that
+  check when a client sent what.
 * **One record**: an unknown id is 404 `woocommerce_rest_shop_order_invalid_id` (orders),
   `woocommerce_rest_product_invalid_id` (products), `woocommerce_rest_invalid_id`
   (customers).
@@ -24,6 +29,7 @@ seeded `StoreData`, with WooCommerce's authentication and answers:
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import math
@@ -36,7 +42,7 @@ from urllib.parse import urlencode
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from integrations.woocommerce import oauth1
@@ -83,13 +89,75 @@ class Unauthenticated(Exception):
     pass
 
 
+FAULT_KINDS = ("throttle", "unavailable", "error", "malformed", "slow")
+
+
+@dataclass
+class Fault:
+    kind: str  # one of FAULT_KINDS
+    times: int = 1
+    retry_after: float | None = None  # throttle / unavailable
+    seconds: float = 0.0  # slow: how long to wait before answering
+
+
 @dataclass
 class Sandbox:
     data: StoreData
     keys: list[ApiKey]
     https: bool = False  # what the store believes (is_ssl)
     clock: Callable[[], float] = time.time
+    faults: list[Fault] = field(default_factory=list)
+    requests: list[tuple[str, str, float]] = field(default_factory=list)
     _nonces: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    # ---- faults -------------------------------------------------------------------------------
+    def inject(
+        self, kind: str, *, times: int = 1, retry_after: float | None = None, seconds: float = 0.0
+    ) -> None:
+        """The next `times` requests meet this fault (faults queue up in order)."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"fault kind must be one of {', '.join(FAULT_KINDS)}")
+        if times < 1 or seconds < 0 or (retry_after is not None and retry_after < 0):
+            raise ValueError("times must be at least 1; seconds and retry_after not negative")
+        self.faults.append(Fault(kind, times, retry_after, seconds))
+
+    async def _fault(self) -> Response | None:
+        if not self.faults:
+            return None
+        fault = self.faults[0]
+        fault.times -= 1
+        if fault.times <= 0:
+            self.faults.pop(0)
+        headers = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
+        if fault.kind == "throttle":
+            return HTMLResponse("<h1>429 Too Many Requests</h1>", 429, headers=headers)
+        if fault.kind == "unavailable":
+            return HTMLResponse("<h1>503 Service Unavailable</h1>", 503, headers=headers)
+        if fault.kind == "error":
+            return _error(
+                "internal_server_error", "There has been a critical error on this website.", 500
+            )
+        if fault.kind == "malformed":
+            return Response(b'[{"id": 1001, "status": "proc', media_type="application/json")
+        await asyncio.sleep(fault.seconds)  # slow: then answer normally
+        return None
+
+    async def control(self, request: Request) -> Response:
+        """`POST /__sandbox/faults` {kind, times?, retry_after?, seconds?}; DELETE clears."""
+        if request.method == "DELETE":
+            self.faults.clear()
+            return JSONResponse({"faults": 0})
+        try:
+            body = await request.json()
+            self.inject(
+                str(body["kind"]),
+                times=int(body.get("times", 1)),
+                retry_after=body.get("retry_after"),
+                seconds=float(body.get("seconds", 0)),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"faults": len(self.faults)}, status_code=201)
 
     # ---- authentication ---------------------------------------------------------------------
     def _key(self, consumer_key: str) -> ApiKey | None:
@@ -180,6 +248,10 @@ class Sandbox:
 
     # ---- endpoints --------------------------------------------------------------------------
     async def list_records(self, request: Request) -> Response:
+        self.requests.append((request.method, request.url.path, self.clock()))
+        faulted = await self._fault()
+        if faulted is not None:
+            return faulted
         resource = request.path_params["resource"]
         if resource not in RESOURCES:
             return _error(
@@ -248,6 +320,10 @@ class Sandbox:
         return response
 
     async def get_record(self, request: Request) -> Response:
+        self.requests.append((request.method, request.url.path, self.clock()))
+        faulted = await self._fault()
+        if faulted is not None:
+            return faulted
         resource = request.path_params["resource"]
         if resource not in RESOURCES:
             return _error(
@@ -267,6 +343,7 @@ class Sandbox:
             routes=[
                 Route("/wp-json/wc/v3/{resource}", self.list_records, methods=["GET"]),
                 Route("/wp-json/wc/v3/{resource}/{id}", self.get_record, methods=["GET"]),
+                Route("/__sandbox/faults", self.control, methods=["POST", "DELETE"]),
             ]
         )
 
