@@ -22,6 +22,17 @@ seeded `StoreData`, with WooCommerce's authentication and answers:
   truncated JSON body, or wait before answering (a timeout for an impatient client).
   Every request the store received is in `requests` (method, path, time), for tests that
   check when a client sent what.
+* **Webhooks**: `POST /wp-json/wc/v3/webhooks` {name, topic, delivery_url, secret, status}
+  (a key with write permission) pings the delivery URL first (an unsigned form body
+  `webhook_id=<id>`) and creates the webhook only when the ping is answered exactly 200;
+  `GET` lists them, `DELETE /webhooks/{id}?force=true` removes one. `change(resource, id,
+  **fields)` updates a record and queues a delivery for every active webhook of its topic;
+  `deliver()` sends them as WooCommerce does: one per (webhook, record) however many changes
+  were queued (coalesced, the body rendered at delivery time), signed `X-WC-Webhook-Signature`
+  with the webhook's secret, the `X-WC-Webhook-*` headers, a fresh delivery id each time;
+  `deliver(duplicates=n, reverse=True)` re-sends and reorders on demand. More than five
+  failures in a row disable the webhook. (The ping-failure error code is not in the
+  reference: the sandbox answers `woocommerce_rest_webhook_delivery_failed`, 400.)
 * **One record**: an unknown id is 404 `woocommerce_rest_shop_order_invalid_id` (orders),
   `woocommerce_rest_product_invalid_id` (products), `woocommerce_rest_invalid_id`
   (customers).
@@ -32,21 +43,25 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
+import json
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from integrations.core.webhooks import hmac_sha256_base64
 from integrations.woocommerce import oauth1
-from integrations.woocommerce.sandbox.data import StoreData
+from integrations.woocommerce.sandbox.data import StoreData, wc_time
 
 RESOURCES = ("orders", "customers", "products")
 NOT_FOUND_CODE = {
@@ -100,6 +115,47 @@ class Fault:
     seconds: float = 0.0  # slow: how long to wait before answering
 
 
+WEBHOOK_RESOURCES = {
+    "order": "orders",
+    "customer": "customers",
+    "product": "products",
+    "coupon": None,
+}
+WEBHOOK_EVENTS = ("created", "updated", "deleted", "restored")
+MAX_FAILURES = 5
+SOURCE_URL = "https://shop.example/"
+
+
+@dataclass
+class Webhook:
+    id: int
+    name: str
+    topic: str
+    delivery_url: str
+    secret: str
+    status: str = "active"
+    failures: int = 0
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def out(self) -> dict[str, Any]:
+        resource, event = self.topic.split(".", 1)
+        made = wc_time(self.created)
+        return {
+            "id": self.id,
+            "name": self.name,
+            "status": self.status,
+            "topic": self.topic,
+            "resource": resource,
+            "event": event,
+            "hooks": [f"woocommerce_{event}_{resource}"],
+            "delivery_url": self.delivery_url,
+            "date_created": made,
+            "date_created_gmt": made,
+            "date_modified": made,
+            "date_modified_gmt": made,
+        }
+
+
 @dataclass
 class Sandbox:
     data: StoreData
@@ -108,6 +164,9 @@ class Sandbox:
     clock: Callable[[], float] = time.time
     faults: list[Fault] = field(default_factory=list)
     requests: list[tuple[str, str, float]] = field(default_factory=list)
+    webhooks: dict[int, Webhook] = field(default_factory=dict)
+    deliveries: list[dict[str, Any]] = field(default_factory=list)  # what was sent, in order
+    _pending: dict[tuple[int, int], str] = field(default_factory=dict)  # (webhook, id) -> event
     _nonces: dict[str, dict[str, float]] = field(default_factory=dict)
 
     # ---- faults -------------------------------------------------------------------------------
@@ -232,19 +291,166 @@ class Sandbox:
 
         return _Seen(kept)
 
-    def _authorize(self, request: Request, action: str) -> JSONResponse | None:
+    def _authorize(self, request: Request, action: str, need: str = "read") -> JSONResponse | None:
         found = self._authenticate(request)
         if isinstance(found, JSONResponse):
             return found
         if found is None:
-            return _error("woocommerce_rest_cannot_view", f"Sorry, you cannot {action}.", 401)
-        if "read" not in found.permissions:
+            code = (
+                "woocommerce_rest_cannot_view"
+                if need == "read"
+                else "woocommerce_rest_cannot_create"
+            )
+            return _error(code, f"Sorry, you cannot {action}.", 401)
+        if need not in found.permissions:
             return _error(
                 "woocommerce_rest_authentication_error",
-                "The API key provided does not have read permissions.",
+                f"The API key provided does not have {need} permissions.",
                 401,
             )
         return None
+
+    # ---- webhooks ------------------------------------------------------------------------------
+    async def create_webhook(self, request: Request) -> Response:
+        refused = self._authorize(request, "create resources", need="write")
+        if refused is not None:
+            return refused
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error("rest_invalid_json", "Invalid JSON body passed.", 400)
+        topic, url = str(body.get("topic", "")), str(body.get("delivery_url", ""))
+        resource, _, event = topic.partition(".")
+        invalid = {}
+        if resource not in WEBHOOK_RESOURCES or event not in WEBHOOK_EVENTS:
+            invalid["topic"] = "topic is not a valid webhook topic."
+        if not url.startswith(("http://", "https://")):
+            invalid["delivery_url"] = "delivery_url is not a valid URL."
+        if str(body.get("status", "active")) not in ("active", "paused", "disabled"):
+            invalid["status"] = "status is not one of active, paused, and disabled."
+        if invalid:
+            return _error(
+                "rest_invalid_param",
+                f"Invalid parameter(s): {', '.join(invalid)}",
+                400,
+                params=invalid,
+            )
+        hook_id = max(self.webhooks, default=0) + 1
+        try:
+            async with httpx.AsyncClient(timeout=10, follow_redirects=False) as http:
+                ping = await http.post(url, data={"webhook_id": str(hook_id)})
+            pinged = ping.status_code == 200
+        except httpx.HTTPError:
+            pinged = False
+        if not pinged:
+            return _error(
+                "woocommerce_rest_webhook_delivery_failed",
+                "Error: Delivery URL cannot be reached or returned a response code other than 200.",
+                400,
+            )
+        hook = Webhook(
+            hook_id,
+            str(body.get("name") or f"Webhook {hook_id}"),
+            topic,
+            url,
+            str(body.get("secret") or ""),
+            str(body.get("status", "active")),
+        )
+        self.webhooks[hook_id] = hook
+        return JSONResponse(
+            hook.out(), status_code=201, headers={"Location": f"/wp-json/wc/v3/webhooks/{hook_id}"}
+        )
+
+    async def list_webhooks(self, request: Request) -> Response:
+        refused = self._authorize(request, "list resources")
+        if refused is not None:
+            return refused
+        return JSONResponse([h.out() for h in self.webhooks.values()])
+
+    async def delete_webhook(self, request: Request) -> Response:
+        refused = self._authorize(request, "delete resources", need="write")
+        if refused is not None:
+            return refused
+        hook = self.webhooks.get(_int(request.path_params["id"]) or -1)
+        if hook is None:
+            return _error("woocommerce_rest_webhook_invalid_id", "Invalid ID.", 404)
+        if request.query_params.get("force") != "true":
+            return _error(
+                "woocommerce_rest_trash_not_supported", "Webhooks do not support trashing.", 501
+            )
+        del self.webhooks[hook.id]
+        return JSONResponse({**hook.out(), "status": hook.status})
+
+    def change(self, resource: str, record_id: int, event: str = "updated", **fields: Any) -> None:
+        """A change in the store's admin: the record is updated (its modified date too) and a
+        delivery is queued for every active webhook of `<resource>.<event>`."""
+        records = self.data.resource(resource)
+        if event == "deleted":
+            records.pop(record_id, None)
+        else:
+            row = records.setdefault(record_id, {"id": record_id})
+            now = wc_time(datetime.fromtimestamp(self.clock(), UTC))
+            row.update(fields, date_modified=now, date_modified_gmt=now)
+        singular = {v: k for k, v in WEBHOOK_RESOURCES.items() if v}[resource]
+        for hook in self.webhooks.values():
+            if hook.status == "active" and hook.topic == f"{singular}.{event}":
+                self._pending.setdefault((hook.id, record_id), event)
+
+    async def deliver(self, *, duplicates: int = 0, reverse: bool = False) -> list[int]:
+        """Send what is queued; returns the status codes received, in sending order."""
+        queued = list(self._pending.items())
+        self._pending.clear()
+        if reverse:
+            queued.reverse()
+        statuses = []
+        async with httpx.AsyncClient(timeout=60, follow_redirects=False) as http:
+            for (hook_id, record_id), event in queued:
+                for _ in range(1 + duplicates):
+                    statuses.append(await self._send(http, hook_id, record_id, event))
+        return statuses
+
+    async def _send(self, http: httpx.AsyncClient, hook_id: int, record_id: int, event: str) -> int:
+        hook = self.webhooks.get(hook_id)
+        if hook is None or hook.status != "active":
+            return 0
+        resource = WEBHOOK_RESOURCES[hook.topic.split(".", 1)[0]] or ""
+        record = self.data.resource(resource).get(record_id)
+        payload = {"id": record_id} if event == "deleted" or record is None else record
+        raw = json.dumps(payload, separators=(",", ":")).encode()
+        # wp_hash(webhook id . time): an opaque value, new for each delivery
+        delivery_id = hashlib.sha256(f"{hook_id}{time.time_ns()}".encode()).hexdigest()[:32]
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "WooCommerce/9.4.2 Hookshot (WordPress/6.7.1)",
+            "X-WC-Webhook-Source": SOURCE_URL,
+            "X-WC-Webhook-Topic": hook.topic,
+            "X-WC-Webhook-Resource": hook.topic.split(".", 1)[0],
+            "X-WC-Webhook-Event": event,
+            "X-WC-Webhook-Signature": hmac_sha256_base64(hook.secret, raw),
+            "X-WC-Webhook-ID": str(hook.id),
+            "X-WC-Webhook-Delivery-ID": delivery_id,
+        }
+        try:
+            status = (await http.post(hook.delivery_url, content=raw, headers=headers)).status_code
+        except httpx.HTTPError:
+            status = 0
+        self.deliveries.append(
+            {
+                "webhook": hook.id,
+                "record": record_id,
+                "event": event,
+                "status": status,
+                "delivery_id": delivery_id,
+                "body": raw,
+            }
+        )
+        if 200 <= status < 303:
+            hook.failures = 0
+        else:
+            hook.failures += 1
+            if hook.failures > MAX_FAILURES:
+                hook.status = "disabled"
+        return status
 
     # ---- endpoints --------------------------------------------------------------------------
     async def list_records(self, request: Request) -> Response:
@@ -341,6 +547,9 @@ class Sandbox:
     def app(self) -> Starlette:
         return Starlette(
             routes=[
+                Route("/wp-json/wc/v3/webhooks", self.create_webhook, methods=["POST"]),
+                Route("/wp-json/wc/v3/webhooks", self.list_webhooks, methods=["GET"]),
+                Route("/wp-json/wc/v3/webhooks/{id}", self.delete_webhook, methods=["DELETE"]),
                 Route("/wp-json/wc/v3/{resource}", self.list_records, methods=["GET"]),
                 Route("/wp-json/wc/v3/{resource}/{id}", self.get_record, methods=["GET"]),
                 Route("/__sandbox/faults", self.control, methods=["POST", "DELETE"]),
