@@ -62,6 +62,21 @@ class Store:
         return cls(url.rstrip("/"), credentials)
 
 
+@dataclass(frozen=True)
+class StoreProfile:
+    """What a store says about itself, for the client record where its fields are empty."""
+
+    name: str
+    currency: str | None
+    time_zone: str | None
+    address_line1: str | None
+    address_line2: str | None
+    city: str | None
+    region: str | None
+    postal_code: str | None
+    country: str | None  # ISO 3166-1 alpha-2
+
+
 @dataclass
 class Page:
     records: list[dict[str, Any]]
@@ -220,3 +235,40 @@ async def _read_customers(
             yield Page([], newest)
             return
         page += 1
+
+
+async def verify(store: Store, *, budget: Budget | None = None) -> StoreProfile:
+    """A live call with the key pair (which must be allowed to read), returning the store's
+    profile: its site name and time zone (WordPress's public index) and its address and
+    currency (WooCommerce's general settings). Raises `KeysRefused`, `NotWooCommerce` or
+    `StoreError`."""
+    index = await retry.send(
+        lambda: outbound.request(
+            "GET", f"{store.url}/wp-json", timeout_seconds=TIMEOUT_SECONDS, max_redirects=3
+        ),
+        budget=budget,
+    )
+    try:
+        site = index.json() if index.status_code == 200 else None
+    except ValueError:
+        site = None
+    if not isinstance(site, dict) or "wc/v3" not in (site.get("namespaces") or []):
+        raise NotWooCommerce("this address has no WooCommerce REST API (/wp-json/wc/v3)")
+    settings = await get(store, "settings/general", [], budget=budget)
+    values = {str(s.get("id")): str(s.get("value") or "") for s in _records(settings)}
+    country, _, region = values.get("woocommerce_default_country", "").partition(":")
+
+    def field(name: str) -> str | None:
+        return values.get(name) or None
+
+    return StoreProfile(
+        name=str(site.get("name") or "").strip() or urlsplit(store.url).hostname or store.url,
+        currency=field("woocommerce_currency"),
+        time_zone=str(site.get("timezone_string") or "") or None,
+        address_line1=field("woocommerce_store_address"),
+        address_line2=field("woocommerce_store_address_2"),
+        city=field("woocommerce_store_city"),
+        region=region or None,
+        postal_code=field("woocommerce_store_postcode"),
+        country=country or None,
+    )

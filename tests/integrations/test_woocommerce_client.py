@@ -109,3 +109,29 @@ async def test_faults_are_ridden_out_and_refused_keys_are_told_apart(store):
     nowhere = client.Store.at(shop.url + "/not-a-store", shop.credentials)
     with pytest.raises(client.StoreError):
         await _all(nowhere, "orders")
+
+
+async def test_verifying_a_key_pair_reads_the_stores_profile(store):
+    sandbox, shop = store
+    profile = await client.verify(shop)
+    assert profile.name == sandbox.data.name
+    assert (profile.currency, profile.time_zone) == ("USD", "America/Chicago")
+    assert (profile.city, profile.region, profile.country) == ("Austin", "TX", "US")
+    assert profile.address_line1 == "412 Congress Ave" and profile.postal_code == "78701"
+    wrong = client.Store.at(shop.url, Credentials(consumer_key=CK, consumer_secret="cs_x"))
+    with pytest.raises(client.KeysRefused):
+        await client.verify(wrong)
+
+
+async def test_an_address_that_is_not_a_store_is_told_so():
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def page(request):  # type: ignore[no-untyped-def]
+        return PlainTextResponse("<html>a blog</html>", status_code=404)
+
+    with served(Starlette(routes=[Route("/{path:path}", page)])) as url:
+        blog = client.Store.at(url, Credentials(consumer_key=CK, consumer_secret=CS))
+        with pytest.raises(client.NotWooCommerce):
+            await client.verify(blog)

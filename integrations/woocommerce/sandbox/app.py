@@ -33,6 +33,10 @@ seeded `StoreData`, with WooCommerce's authentication and answers:
   `deliver(duplicates=n, reverse=True)` re-sends and reorders on demand. More than five
   failures in a row disable the webhook. (The ping-failure error code is not in the
   reference: the sandbox answers `woocommerce_rest_webhook_delivery_failed`, 400.)
+* **The store's profile**: `GET /wp-json` (public, as WordPress serves it: site `name`,
+  `url`, `home`, `gmt_offset`, `timezone_string`, `namespaces`) and
+  `GET /wp-json/wc/v3/settings/general` (authenticated: the address, country and currency
+  settings as `{id, label, type, default, value, group_id}` objects).
 * **One record**: an unknown id is 404 `woocommerce_rest_shop_order_invalid_id` (orders),
   `woocommerce_rest_product_invalid_id` (products), `woocommerce_rest_invalid_id`
   (customers).
@@ -544,9 +548,57 @@ class Sandbox:
             return _error(NOT_FOUND_CODE[resource], message, 404)
         return JSONResponse(found)
 
+    async def site_index(self, request: Request) -> Response:
+        home = f"{request.url.scheme}://{request.url.netloc}"
+        return JSONResponse(
+            {
+                "name": self.data.name,
+                "description": "",
+                "url": home,
+                "home": home,
+                "gmt_offset": "0",
+                "timezone_string": self.data.timezone,
+                "namespaces": ["oembed/1.0", "wc/v3", "wc/store/v1", "wp/v2"],
+                "authentication": [],
+            }
+        )
+
+    async def general_settings(self, request: Request) -> Response:
+        refused = self._authorize(request, "list resources")
+        if refused is not None:
+            return refused
+        labels = {
+            "woocommerce_store_address": "Address line 1",
+            "woocommerce_store_address_2": "Address line 2",
+            "woocommerce_store_city": "City",
+            "woocommerce_default_country": "Country / State",
+            "woocommerce_store_postcode": "Postcode / ZIP",
+        }
+        values = {**self.data.address, "woocommerce_currency": self.data.currency}
+        return JSONResponse(
+            [
+                {
+                    "id": key,
+                    "label": labels.get(key, "Currency"),
+                    "description": "",
+                    "type": "select"
+                    if key in ("woocommerce_default_country", "woocommerce_currency")
+                    else "text",
+                    "default": "",
+                    "tip": "",
+                    "value": value,
+                    "group_id": "general",
+                }
+                for key, value in values.items()
+            ]
+        )
+
     def app(self) -> Starlette:
         return Starlette(
             routes=[
+                Route("/wp-json", self.site_index, methods=["GET"]),
+                Route("/wp-json/", self.site_index, methods=["GET"]),
+                Route("/wp-json/wc/v3/settings/general", self.general_settings, methods=["GET"]),
                 Route("/wp-json/wc/v3/webhooks", self.create_webhook, methods=["POST"]),
                 Route("/wp-json/wc/v3/webhooks", self.list_webhooks, methods=["GET"]),
                 Route("/wp-json/wc/v3/webhooks/{id}", self.delete_webhook, methods=["DELETE"]),

@@ -34,9 +34,21 @@ def _money(value: Decimal) -> str:
 
 @dataclass
 class StoreData:
-    """Orders, customers and products, each a dict by id, in creation order."""
+    """Orders, customers and products, each a dict by id, in creation order; and the store's
+    own profile (WordPress's site name and time zone, WooCommerce's general settings)."""
 
     currency: str = "USD"
+    name: str = "Bella Vista Coffee"
+    timezone: str = "America/Chicago"
+    address: dict[str, str] = field(
+        default_factory=lambda: {
+            "woocommerce_store_address": "412 Congress Ave",
+            "woocommerce_store_address_2": "Suite 2",
+            "woocommerce_store_city": "Austin",
+            "woocommerce_default_country": "US:TX",
+            "woocommerce_store_postcode": "78701",
+        }
+    )
     orders: dict[int, dict[str, Any]] = field(default_factory=dict)
     customers: dict[int, dict[str, Any]] = field(default_factory=dict)
     products: dict[int, dict[str, Any]] = field(default_factory=dict)
