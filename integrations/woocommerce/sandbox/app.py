@@ -258,14 +258,14 @@ class Sandbox:
         if key is None and last.get("oauth_consumer_key"):
             return _error("woocommerce_rest_authentication_error", "Consumer key is invalid.", 401)
         url = f"http://{request.headers.get('host', request.url.netloc)}{request.url.path}"
-        seen = self._fresh_nonces(key.consumer_key if key else "")
+        nonces = self._fresh_nonces(key.consumer_key if key else "")
         try:
             oauth1.check(
                 request.method,
                 url,
                 list(last.items()),
                 key.consumer_secret if key else "",
-                seen_nonces=seen,
+                seen_nonces=set(nonces),
                 now=self.clock(),
             )
         except oauth1.Refused as exc:
@@ -275,9 +275,11 @@ class Sandbox:
                 else "woocommerce_rest_authentication_error"
             )
             return _error(code, str(exc), 401)
+        nonces[last["oauth_nonce"]] = self.clock()
         return key
 
-    def _fresh_nonces(self, consumer_key: str) -> set[str]:
+    def _fresh_nonces(self, consumer_key: str) -> dict[str, float]:
+        """The nonces this key used within the timestamp window (older ones forgotten)."""
         now = self.clock()
         kept = {
             n: t
@@ -285,15 +287,7 @@ class Sandbox:
             if now - t < oauth1.TIMESTAMP_WINDOW
         }
         self._nonces[consumer_key] = kept
-
-        store = self
-
-        class _Seen(set[str]):
-            def add(self, nonce: str) -> None:
-                super().add(nonce)
-                store._nonces[consumer_key][nonce] = now
-
-        return _Seen(kept)
+        return kept
 
     def _authorize(self, request: Request, action: str, need: str = "read") -> JSONResponse | None:
         found = self._authenticate(request)
@@ -457,19 +451,24 @@ class Sandbox:
         return status
 
     # ---- endpoints --------------------------------------------------------------------------
-    async def list_records(self, request: Request) -> Response:
+    async def _arrive(self, request: Request, action: str) -> Response | None:
+        """What every record request meets first: the log, an injected fault, an unknown
+        route, the authentication. None: go on."""
         self.requests.append((request.method, request.url.path, self.clock()))
         faulted = await self._fault()
         if faulted is not None:
             return faulted
-        resource = request.path_params["resource"]
-        if resource not in RESOURCES:
+        if request.path_params["resource"] not in RESOURCES:
             return _error(
                 "rest_no_route", "No route was found matching the URL and request method.", 404
             )
-        refused = self._authorize(request, "list resources")
-        if refused is not None:
-            return refused
+        return self._authorize(request, action)
+
+    async def list_records(self, request: Request) -> Response:
+        stopped = await self._arrive(request, "list resources")
+        if stopped is not None:
+            return stopped
+        resource = request.path_params["resource"]
         q = request.query_params
         invalid: dict[str, str] = {}
         per_page = _int(q.get("per_page", "10"))
@@ -530,18 +529,10 @@ class Sandbox:
         return response
 
     async def get_record(self, request: Request) -> Response:
-        self.requests.append((request.method, request.url.path, self.clock()))
-        faulted = await self._fault()
-        if faulted is not None:
-            return faulted
+        stopped = await self._arrive(request, "view this resource")
+        if stopped is not None:
+            return stopped
         resource = request.path_params["resource"]
-        if resource not in RESOURCES:
-            return _error(
-                "rest_no_route", "No route was found matching the URL and request method.", 404
-            )
-        refused = self._authorize(request, "view this resource")
-        if refused is not None:
-            return refused
         found = self.data.resource(resource).get(_int(request.path_params["id"]) or -1)
         if found is None:
             message = "Invalid resource ID." if resource == "customers" else "Invalid ID."
