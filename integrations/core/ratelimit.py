@@ -28,6 +28,16 @@ from typing import Any, Protocol
 from integrations.core.manifest import RateLimit, RateLimitModel
 
 
+@asynccontextmanager
+async def _held(slots: asyncio.Semaphore | None) -> AsyncIterator[None]:
+    """A concurrency slot for the length of a request (none to take without a cap)."""
+    if slots is None:
+        yield
+        return
+    async with slots:
+        yield
+
+
 class CostTooHigh(ValueError):
     """A single request costs more than the whole bucket: it could never be sent."""
 
@@ -129,13 +139,8 @@ class MemoryBudget:
         async with self._lock:
             self._blocked_until = max(self._blocked_until, self._clock() + max(0.0, seconds))
 
-    @asynccontextmanager
-    async def in_flight(self) -> AsyncIterator[None]:
-        if self._slots is None:
-            yield
-            return
-        async with self._slots:
-            yield
+    def in_flight(self) -> Any:
+        return _held(self._slots)
 
 
 # One script: refill from the last update by Redis's clock, honour a pause, then take the
@@ -249,14 +254,9 @@ class RedisBudget:
     async def pause(self, seconds: float) -> None:
         await self._pause(keys=[self.key], args=[max(0.0, seconds)])
 
-    @asynccontextmanager
-    async def in_flight(self) -> AsyncIterator[None]:
+    def in_flight(self) -> Any:
         # the cap is per process: a connection's sync runs in one worker at a time
-        if self._slots is None:
-            yield
-            return
-        async with self._slots:
-            yield
+        return _held(self._slots)
 
 
 def parse_retry_after(value: str | None, *, default: float = 1.0, ceiling: float = 3600) -> float:
