@@ -144,6 +144,19 @@ def _records(response: httpx.Response) -> list[dict[str, Any]]:
     return body
 
 
+def _list_params(
+    stream: str, size: int, *, orderby: str, page: int | None = None
+) -> list[tuple[str, str]]:
+    """The query of an orders or products page: oldest first, GMT dates, every status."""
+    params = [("per_page", str(size)), ("orderby", orderby), ("order", "asc")]
+    params += [("dates_are_gmt", "true")]
+    if page is not None:
+        params.append(("page", str(page)))
+    if stream == "orders":
+        params.append(("status", "any"))
+    return params
+
+
 async def read(
     store: Store,
     stream: str,
@@ -160,14 +173,7 @@ async def read(
             yield page
         return
     while True:
-        params = [
-            ("per_page", str(size)),
-            ("orderby", "modified"),
-            ("order", "asc"),
-            ("dates_are_gmt", "true"),
-        ]
-        if stream == "orders":
-            params.append(("status", "any"))
+        params = _list_params(stream, size, orderby="modified")
         if cursor:
             params.append(("modified_after", _shift(cursor, -1)))
         records = _records(await get(store, stream, params, budget=budget))
@@ -192,17 +198,8 @@ async def _drain_second(
 ) -> AsyncIterator[Page]:
     page = 1
     while True:
-        params = [
-            ("per_page", str(size)),
-            ("page", str(page)),
-            ("orderby", "id"),
-            ("order", "asc"),
-            ("dates_are_gmt", "true"),
-            ("modified_after", _shift(second, -1)),
-            ("modified_before", _shift(second, 1)),
-        ]
-        if stream == "orders":
-            params.append(("status", "any"))
+        params = _list_params(stream, size, orderby="id", page=page)
+        params += [("modified_after", _shift(second, -1)), ("modified_before", _shift(second, 1))]
         records = _records(await get(store, stream, params, budget=budget))
         if records:
             yield Page(records, second)  # resuming here drains the second again
